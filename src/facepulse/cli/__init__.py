@@ -1,0 +1,61 @@
+"""Command-line interface: a thin Typer layer over the library API.
+
+Each sub-command lives in its own module in this package and exposes
+``register(app: typer.Typer) -> None``; add its module name to ``COMMAND_MODULES``.
+Heavy imports (torch, cv2) happen inside the commands, so ``facepulse --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from facepulse.errors import FacepulseError
+
+COMMAND_MODULES = [
+    "facepulse.cli.predict_cmd",
+]
+
+app = typer.Typer(
+    name="facepulse",
+    help="Heart rate from face video (rPPG): predict, synthesise, preprocess, evaluate, train.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: user errors become one line on stderr and an exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except FacepulseError as err:
+        print(f"facepulse: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("facepulse: interrupted (finished outputs were kept)", file=sys.stderr)
+        return 130
+    except typer.Exit as ex:
+        return int(ex.exit_code or 0)
+    except SystemExit as ex:  # click usage errors already printed their message
+        return int(ex.code or 0) if isinstance(ex.code, int) else 1
+    except Exception as ex:  # click.ClickException and friends
+        import click
+
+        if isinstance(ex, click.exceptions.Abort):
+            print("facepulse: aborted", file=sys.stderr)
+            return 130
+        if isinstance(ex, click.ClickException):
+            ex.show()
+            return ex.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from facepulse.cli import main
+
+sys.exit(main())

@@ -1,14 +1,80 @@
-"""`facepulse predict`, `facepulse methods`, `facepulse demo`."""
+"""`facepulse predict`, `facepulse methods`."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 
+def print_summary(summary: dict, *, file=None) -> None:
+    """A short human-readable summary of a prediction."""
+    out = file or sys.stdout
+    hr_range = (
+        f"{summary['hr_min_bpm']:.1f}-{summary['hr_max_bpm']:.1f} bpm"
+        if summary["hr_min_bpm"] is not None
+        else "n/a"
+    )
+    print(
+        f"{summary['source']}: {summary['frames']} frames, {summary['duration_s']:.1f} s "
+        f"at {summary['fps']:.2f} fps, method {summary['method']}\n"
+        f"  heart rate  {summary['hr_bpm']:.1f} bpm (windowed range {hr_range})\n"
+        f"  quality     SNR {summary['snr_db']:.1f} dB, "
+        f"{summary['windows_valid']}/{summary['windows']} windows valid\n"
+        f"  no face     {summary['frames_without_face']} frames",
+        file=out,
+    )
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict_cmd(
+        video: Annotated[Path, typer.Argument(help="Video file, or a folder of numbered frames.")],
+        method: Annotated[str, typer.Option(help="rPPG method (see `facepulse methods`).")] = "pos",
+        window: Annotated[float, typer.Option(help="HR window length (s).")] = 10.0,
+        step: Annotated[float, typer.Option(help="HR window step (s).")] = 1.0,
+        fps: Annotated[
+            Optional[float], typer.Option(help="Frame rate of a frame folder (files carry their own).")
+        ] = None,
+        json_path: Annotated[Optional[Path], typer.Option("--json", help="Write JSON here.")] = None,
+        csv_path: Annotated[
+            Optional[Path], typer.Option("--csv", help="Write the windowed HR series as CSV here.")
+        ] = None,
+        plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG report here.")] = None,
+        band_min: Annotated[float, typer.Option(help="Lowest HR searched (bpm).")] = 42.0,
+        band_max: Annotated[float, typer.Option(help="Highest HR searched (bpm).")] = 210.0,
+        detector: Annotated[str, typer.Option(help="Face detector: auto, mediapipe, haar.")] = "auto",
+        face_index: Annotated[
+            Optional[int], typer.Option(help="Which face: 0 = largest (default), 1 = next...")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ) -> None:
+        """Pulse waveform and heart rate of the face in VIDEO."""
+        from facepulse.pipeline import predict
+        from facepulse.report import write_csv, write_json, write_plot
+
+        result = predict(
+            video,
+            fps=fps,
+            method=method,
+            window_s=window,
+            step_s=step,
+            band_bpm=(band_min, band_max),
+            detector=detector,
+            face_index=face_index,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+        print_summary(result.summary())
+        for path, writer in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
+            if path is not None:
+                writer(result, path)
+                print(f"  wrote       {path}")
+
     @app.command("methods")
     def methods_cmd() -> None:
-        """List the available rPPG methods (and models)."""
+        """List the available rPPG methods."""
         from facepulse.methods import METHODS
 
         for name in METHODS.names():

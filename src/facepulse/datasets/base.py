@@ -1,0 +1,101 @@
+"""The dataset-reader interface every dataset layout implements.
+
+A reader turns a dataset folder in its documented layout into :class:`Record` objects
+(one per video) and loads each record's reference physiology. Add a dataset by writing
+one :class:`DatasetReader` subclass and decorating it with ``@DATASETS.register(name)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepulse.errors import InputError
+from facepulse.registry import Registry
+
+DATASETS: Registry[type[DatasetReader]] = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One video of a dataset.
+
+    Attributes
+    ----------
+    dataset : registry name of the reader that made it.
+    video_id : unique within the dataset, stable (used for cache file names).
+    subject_id : person recorded; splits never put one subject in two splits.
+    video_path : a video file, or a folder of numbered frames.
+    fps : nominal frame rate for frame folders (files carry their own), or None.
+    tags : session / task / condition labels, e.g. ``{"task": "T1"}``.
+    """
+
+    dataset: str
+    video_id: str
+    subject_id: str
+    video_path: Path
+    fps: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Reference:
+    """Reference physiology of one record, each signal on its own time axis.
+
+    ``ppg`` is sampled at ``ppg_t_s`` (seconds from the first video frame); ``hr_bpm`` at
+    ``hr_t_s``. Either may be None when the dataset lacks it. ``frame_t_s`` holds the
+    dataset's own per-frame timestamps when it has them (PURE, VIPL-HR), else None.
+    """
+
+    ppg: np.ndarray | None = None
+    ppg_t_s: np.ndarray | None = None
+    hr_bpm: np.ndarray | None = None
+    hr_t_s: np.ndarray | None = None
+    frame_t_s: np.ndarray | None = None
+
+    def ppg_on(self, timestamps_s: np.ndarray) -> np.ndarray | None:
+        """The reference PPG linearly resampled onto ``timestamps_s`` (seconds)."""
+        if self.ppg is None or self.ppg_t_s is None:
+            return None
+        return np.interp(timestamps_s, self.ppg_t_s, self.ppg)
+
+    def hr_on(self, timestamps_s: np.ndarray) -> np.ndarray | None:
+        """The reference HR (bpm) resampled onto ``timestamps_s``."""
+        if self.hr_bpm is None or self.hr_t_s is None:
+            return None
+        return np.interp(timestamps_s, self.hr_t_s, self.hr_bpm)
+
+
+class DatasetReader(ABC):
+    """Reads one dataset layout rooted at ``root``."""
+
+    name: str = ""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: dataset folder not found")
+
+    @abstractmethod
+    def records(self) -> list[Record]:
+        """All videos of the dataset, sorted by ``video_id``."""
+
+    @abstractmethod
+    def load_reference(self, record: Record) -> Reference:
+        """The record's reference signals; raises InputError naming a bad file."""
+
+    def open_video(self, record: Record):
+        """A streaming :class:`facepulse.io.video.FrameSource` for the record."""
+        from facepulse.io.video import open_video
+
+        return open_video(record.video_path, fps=record.fps)
+
+
+def get_reader(name: str, root: str | Path) -> DatasetReader:
+    """Instantiate the registered reader ``name`` on ``root``."""
+    import facepulse.datasets  # noqa: F401  (registers the built-in readers)
+
+    return DATASETS.get(name)(root)

@@ -1,0 +1,300 @@
+"""The end-to-end path: video -> face -> skin ROI -> RGB trace -> method -> pulse -> HR/HRV.
+
+>>> import facepulse
+>>> result = facepulse.predict("face.mp4", method="pos")        # doctest: +SKIP
+>>> result.hr_bpm, result.windows.hr_bpm                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facepulse.errors import ConfigError, SignalTooShortError
+
+DEFAULT_BAND_BPM = (42.0, 210.0)
+
+
+@dataclass
+class PredictionResult:
+    """What :func:`predict` returns.
+
+    Per-frame arrays have one entry per decoded video frame (N,); windowed arrays one per
+    analysis window (W,).
+
+    Attributes
+    ----------
+    source : the input (path, or ``"<array>"``).
+    method : the rPPG method (or model) that produced the pulse.
+    fps : nominal frame rate of the input (frames/s).
+    timestamps_s : (N,) each frame's own timestamp, seconds from the first frame.
+    bvp : (N,) the pulse waveform (blood-volume pulse, arbitrary units, band-passed),
+        NaN on frames in long no-face gaps.
+    valid : (N,) True where a face (or a short interpolated gap) gave the frame a value.
+    rgb : (N, 3) mean skin colour per frame (0-255).
+    hr_bpm : whole-video heart rate (beats/min) from the spectral peak.
+    snr_db : whole-video SNR (de Haan 2013) at ``hr_bpm``.
+    windows : windowed HR series (:class:`facepulse.signal.hr.WindowedHR`).
+    beat_times_s : (B,) detected beats (seconds).
+    hrv : HRV metrics (SDNN / RMSSD ms, pNN50 %, LF/HF), NaN where too short.
+    frames_without_face : frames where no face was found (before gap interpolation).
+    """
+
+    source: str
+    method: str
+    fps: float
+    timestamps_s: np.ndarray
+    bvp: np.ndarray
+    valid: np.ndarray
+    rgb: np.ndarray
+    hr_bpm: float
+    snr_db: float
+    windows: Any
+    beat_times_s: np.ndarray
+    hrv: dict[str, float]
+    frames_without_face: int
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM
+    spectrum_freq_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    spectrum_power: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    boxes: np.ndarray | None = None
+    preview_frame: np.ndarray | None = None
+    preview_mask: np.ndarray | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.timestamps_s[-1] - self.timestamps_s[0]) if self.n_frames else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Key figures, as plain Python numbers (what the CLI prints)."""
+        hr = np.asarray(self.windows.hr_bpm, dtype=float)
+        ok = np.isfinite(hr)
+        return {
+            "source": self.source,
+            "method": self.method,
+            "frames": self.n_frames,
+            "duration_s": round(self.duration_s, 2),
+            "fps": round(self.fps, 3),
+            "hr_bpm": round(float(self.hr_bpm), 2),
+            "hr_min_bpm": round(float(hr[ok].min()), 2) if ok.any() else None,
+            "hr_max_bpm": round(float(hr[ok].max()), 2) if ok.any() else None,
+            "snr_db": round(float(self.snr_db), 2),
+            "windows": int(hr.size),
+            "windows_valid": int(ok.sum()),
+            "frames_without_face": int(self.frames_without_face),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (NaN becomes None)."""
+        from facepulse.report import result_to_dict
+
+        return result_to_dict(self)
+
+
+def _check_band(band_bpm: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = (float(b) for b in band_bpm)
+    if not (0 < lo < hi):
+        raise ConfigError(f"band_bpm: need 0 < low < high, got {lo}..{hi}")
+    return lo, hi
+
+
+def predict(
+    src: str | Path | np.ndarray,
+    fps: float | None = None,
+    method: str = "pos",
+    *,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    detector: str = "auto",
+    detect_every: int | None = None,
+    face_index: int | None = None,
+    max_gap_s: float = 1.0,
+    progress: bool = False,
+) -> PredictionResult:
+    """Measure the pulse and heart rate in a face video.
+
+    Parameters
+    ----------
+    src : a video file (any format FFmpeg reads), a folder of numbered frames (give
+        ``fps``), or an array (T, H, W, 3) uint8 RGB (give ``fps``).
+    fps : frame rate for folders and arrays; files use their own timestamps.
+    method : a registered method name (``facepulse.methods.METHODS``).
+    window_s, step_s : sliding window for the HR time series (seconds).
+    band_bpm : HR search band (beats/min).
+    detector : face detector (``facepulse.face.detectors.DETECTORS`` name or ``"auto"``).
+    detect_every : run the detector every N frames (tracking in between); None = default.
+    face_index : None = the largest face; k = the k-th largest.
+    max_gap_s : no-face gaps up to this long are interpolated, longer ones invalid.
+    progress : show a progress bar.
+    """
+    from facepulse.face.tracker import FaceTracker
+    from facepulse.face.detectors import make_detector
+    from facepulse.io.video import open_video
+    from facepulse.methods import METHODS
+    from facepulse.roi.trace import extract_trace
+
+    band_bpm = _check_band(band_bpm)
+    METHODS.get(method)  # fail on an unknown method before decoding anything
+    if window_s <= 0 or step_s <= 0:
+        raise ConfigError(f"window_s and step_s must be > 0 (got {window_s}, {step_s})")
+
+    source = open_video(src, fps=fps)
+    info = source.info
+    if info.duration_s is not None and info.duration_s + 1.5 / info.fps < window_s:
+        raise SignalTooShortError(
+            f"{info.path or 'input'}: video is {info.duration_s:.1f} s long, shorter than one "
+            f"{window_s:g} s analysis window (use a shorter --window)"
+        )
+
+    tracker_kw: dict[str, Any] = {}
+    if detect_every is not None:
+        tracker_kw["detect_every"] = detect_every
+    if face_index is not None:
+        tracker_kw["select"] = face_index
+    tracker = FaceTracker(make_detector(detector), **tracker_kw)
+    trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
+    return predict_from_trace(
+        trace.timestamps_s,
+        trace.rgb,
+        trace.fps,
+        method=method,
+        window_s=window_s,
+        step_s=step_s,
+        band_bpm=band_bpm,
+        source=str(info.path) if info.path else "<array>",
+        frames_without_face=trace.frames_without_face,
+        boxes=trace.boxes,
+        preview_frame=trace.preview_frame,
+        preview_mask=trace.preview_mask,
+    )
+
+
+def predict_from_trace(
+    timestamps_s: np.ndarray,
+    rgb: np.ndarray,
+    fps: float,
+    method: str = "pos",
+    *,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    source: str = "<trace>",
+    frames_without_face: int = 0,
+    boxes: np.ndarray | None = None,
+    preview_frame: np.ndarray | None = None,
+    preview_mask: np.ndarray | None = None,
+) -> PredictionResult:
+    """The back half of :func:`predict`: an RGB trace (N, 3) with its frame times -> result.
+
+    The trace may be irregularly sampled (variable frame rate) and hold NaN rows (frames in
+    long no-face gaps). It is resampled onto a regular grid at ``fps`` for the method and the
+    spectra, and the pulse is mapped back onto the original frame times.
+    """
+    from facepulse.methods import apply_method
+    from facepulse.roi.trace import resample_uniform
+    from facepulse.signal.filters import bandpass
+    from facepulse.signal.hr import estimate_hr_bpm, power_spectrum, snr_db, windowed_hr
+    from facepulse.signal.hrv import detect_beats, hrv_metrics
+
+    band_bpm = _check_band(band_bpm)
+    timestamps_s = np.asarray(timestamps_s, dtype=float)
+    rgb = np.asarray(rgb, dtype=float)
+    if rgb.ndim != 2 or rgb.shape[1] != 3 or rgb.shape[0] != timestamps_s.shape[0]:
+        raise ConfigError(f"rgb must be (N, 3) with one row per timestamp, got {rgb.shape}")
+    valid_frames = np.all(np.isfinite(rgb), axis=1)
+
+    t_uniform, rgb_uniform = resample_uniform(timestamps_s, rgb, fps)
+    valid_uniform = np.all(np.isfinite(rgb_uniform), axis=1)
+    if t_uniform[-1] - t_uniform[0] + 1.0 / fps < window_s:
+        raise SignalTooShortError(
+            f"{source}: video is {t_uniform[-1] - t_uniform[0] + 1.0 / fps:.1f} s long, "
+            f"shorter than one {window_s:g} s analysis window (use a shorter --window)"
+        )
+    if valid_uniform.sum() < window_s * fps:
+        raise SignalTooShortError(
+            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
+            f"less than one {window_s:g} s analysis window"
+        )
+
+    bvp_raw = apply_method(method, rgb_uniform, fps)
+    bvp_uniform = _bandpass_segments(bvp_raw, fps, band_bpm, bandpass)
+
+    # Whole-video spectrum: gaps contribute zero (no power), so the peak reflects the face.
+    filled = np.where(np.isfinite(bvp_uniform), bvp_uniform, 0.0)
+    hr_bpm = estimate_hr_bpm(filled, fps, band_bpm=band_bpm)
+    whole_snr_db = snr_db(filled, fps, hr_bpm, band_bpm=band_bpm)
+    freq_hz, power = power_spectrum(filled, fps)
+
+    windows = windowed_hr(
+        bvp_uniform,
+        fps,
+        window_s=window_s,
+        step_s=step_s,
+        band_bpm=band_bpm,
+        valid=valid_uniform,
+        timestamps_s=t_uniform,
+    )
+
+    beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
+    hrv = hrv_metrics(beat_times_s) if beat_times_s.size >= 3 else _nan_hrv()
+
+    bvp_frames = np.interp(timestamps_s, t_uniform, filled)
+    bvp_frames[~valid_frames] = np.nan
+    # Frames interpolated across short gaps are valid although the detector saw no face.
+    return PredictionResult(
+        source=source,
+        method=method,
+        fps=float(fps),
+        timestamps_s=timestamps_s,
+        bvp=bvp_frames,
+        valid=valid_frames,
+        rgb=rgb,
+        hr_bpm=float(hr_bpm),
+        snr_db=float(whole_snr_db),
+        windows=windows,
+        beat_times_s=beat_times_s,
+        hrv=hrv,
+        frames_without_face=int(frames_without_face),
+        band_bpm=band_bpm,
+        spectrum_freq_hz=freq_hz,
+        spectrum_power=power,
+        boxes=boxes,
+        preview_frame=preview_frame,
+        preview_mask=preview_mask,
+    )
+
+
+def _segments(valid: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of the runs of True in ``valid``."""
+    edges = np.diff(np.concatenate([[0], valid.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _bandpass_segments(x: np.ndarray, fps: float, band_bpm, bandpass) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    for start, stop in _segments(np.isfinite(x)):
+        # filtfilt needs a few periods of the lowest frequency; shorter runs stay NaN
+        if stop - start >= 3 * fps * 60.0 / band_bpm[0]:
+            out[start:stop] = bandpass(
+                x[start:stop], fps, low_hz=band_bpm[0] / 60.0, high_hz=band_bpm[1] / 60.0
+            )
+    return out
+
+
+def _beats_in_valid_segments(bvp, t_uniform, fps, detect_beats) -> np.ndarray:
+    beats: list[np.ndarray] = []
+    for start, stop in _segments(np.isfinite(bvp)):
+        if stop - start >= 5 * fps:
+            beats.append(t_uniform[start] + detect_beats(bvp[start:stop], fps))
+    return np.concatenate(beats) if beats else np.zeros(0)
+
+
+def _nan_hrv() -> dict[str, float]:
+    return {k: float("nan") for k in ("sdnn_ms", "rmssd_ms", "pnn50_pct", "lf_hf")}

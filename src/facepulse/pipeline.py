@@ -199,17 +199,12 @@ def predict_from_trace(
     """
     from facepulse.methods import apply_method
     from facepulse.roi.trace import resample_uniform
-    from facepulse.signal.filters import bandpass
-    from facepulse.signal.hr import estimate_hr_bpm, power_spectrum, snr_db, windowed_hr
-    from facepulse.signal.hrv import detect_beats, hrv_metrics
 
     band_bpm = _check_band(band_bpm)
     timestamps_s = np.asarray(timestamps_s, dtype=float)
     rgb = np.asarray(rgb, dtype=float)
     if rgb.ndim != 2 or rgb.shape[1] != 3 or rgb.shape[0] != timestamps_s.shape[0]:
         raise ConfigError(f"rgb must be (N, 3) with one row per timestamp, got {rgb.shape}")
-    valid_frames = np.all(np.isfinite(rgb), axis=1)
-
     t_uniform, rgb_uniform = resample_uniform(timestamps_s, rgb, fps)
     valid_uniform = np.all(np.isfinite(rgb_uniform), axis=1)
     if t_uniform[-1] - t_uniform[0] + 1.0 / fps < window_s:
@@ -224,7 +219,57 @@ def predict_from_trace(
         )
 
     bvp_raw = apply_method(method, rgb_uniform, fps)
-    bvp_uniform = _bandpass_segments(bvp_raw, fps, band_bpm, bandpass)
+    return result_from_pulse(
+        t_uniform,
+        bvp_raw,
+        fps,
+        method=method,
+        frame_timestamps_s=timestamps_s,
+        rgb=rgb,
+        window_s=window_s,
+        step_s=step_s,
+        band_bpm=band_bpm,
+        source=source,
+        frames_without_face=frames_without_face,
+        boxes=boxes,
+        preview_frame=preview_frame,
+        preview_mask=preview_mask,
+    )
+
+
+def result_from_pulse(
+    t_uniform: np.ndarray,
+    bvp_uniform_raw: np.ndarray,
+    fps: float,
+    *,
+    method: str,
+    frame_timestamps_s: np.ndarray | None = None,
+    rgb: np.ndarray | None = None,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    source: str = "<pulse>",
+    frames_without_face: int = 0,
+    boxes: np.ndarray | None = None,
+    preview_frame: np.ndarray | None = None,
+    preview_mask: np.ndarray | None = None,
+) -> PredictionResult:
+    """Pulse -> numbers, shared by the classic methods and the deep models.
+
+    ``bvp_uniform_raw`` (M,) is the method's or model's raw pulse on the regular grid
+    ``t_uniform`` (M,) at ``fps``; NaN marks gaps without a face. It is band-passed per
+    valid segment, then HR (whole and windowed), SNR, beats and HRV are computed, and the
+    pulse is mapped back onto ``frame_timestamps_s`` (defaults to the grid itself).
+    """
+    from facepulse.signal.filters import bandpass
+    from facepulse.signal.hr import estimate_hr_bpm, power_spectrum, snr_db, windowed_hr
+    from facepulse.signal.hrv import detect_beats, hrv_metrics
+
+    band_bpm = _check_band(band_bpm)
+    t_uniform = np.asarray(t_uniform, dtype=float)
+    timestamps_s = t_uniform if frame_timestamps_s is None else np.asarray(frame_timestamps_s, float)
+    valid_uniform = np.isfinite(bvp_uniform_raw)
+    bvp_uniform = _bandpass_segments(np.asarray(bvp_uniform_raw, dtype=float), fps, band_bpm, bandpass)
 
     # Whole-video spectrum: gaps contribute zero (no power), so the peak reflects the face.
     filled = np.where(np.isfinite(bvp_uniform), bvp_uniform, 0.0)
@@ -245,9 +290,11 @@ def predict_from_trace(
     beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
     hrv = hrv_metrics(beat_times_s) if beat_times_s.size >= 3 else _nan_hrv()
 
+    valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
     bvp_frames = np.interp(timestamps_s, t_uniform, filled)
     bvp_frames[~valid_frames] = np.nan
-    # Frames interpolated across short gaps are valid although the detector saw no face.
+    if rgb is None:
+        rgb = np.full((timestamps_s.size, 3), np.nan)
     return PredictionResult(
         source=source,
         method=method,

@@ -1,1 +1,22 @@
-"""facepulse.datasets"""
+"""Dataset readers: one module per dataset layout, each registered in ``DATASETS``.
+
+>>> from facepulse.datasets import DATASETS, get_reader
+>>> DATASETS.names()  # doctest: +SKIP
+['cohface', 'generic', 'mahnob-hci', 'mmpd', 'mmse-hr', 'pure', 'scamps', 'ubfc-phys', ...]
+"""
+
+from facepulse.datasets import (  # noqa: F401  (importing a reader module registers it)
+    cohface,
+    generic,
+    mahnob_hci,
+    mmpd,
+    mmse_hr,
+    pure,
+    scamps,
+    ubfc_phys,
+    ubfc_rppg,
+    vipl_hr,
+)
+from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference, get_reader
+
+__all__ = ["DATASETS", "DatasetReader", "Record", "Reference", "get_reader"]

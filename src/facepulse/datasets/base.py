@@ -48,6 +48,9 @@ class Reference:
     ``ppg`` is sampled at ``ppg_t_s`` (seconds from the first video frame); ``hr_bpm`` at
     ``hr_t_s``. Either may be None when the dataset lacks it. ``frame_t_s`` holds the
     dataset's own per-frame timestamps when it has them (PURE, VIPL-HR), else None.
+    ``ppg_source`` / ``hr_source`` say where the signals come from (e.g. ``"finger
+    oximeter"``, ``"ecg r-peaks"``), because datasets differ and evaluations must say so.
+    ``extra`` holds other named signals as ``(values, t_s)`` pairs (``"ecg"``, ``"resp"``...).
     """
 
     ppg: np.ndarray | None = None
@@ -55,6 +58,9 @@ class Reference:
     hr_bpm: np.ndarray | None = None
     hr_t_s: np.ndarray | None = None
     frame_t_s: np.ndarray | None = None
+    ppg_source: str = ""
+    hr_source: str = ""
+    extra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def ppg_on(self, timestamps_s: np.ndarray) -> np.ndarray | None:
         """The reference PPG linearly resampled onto ``timestamps_s`` (seconds)."""

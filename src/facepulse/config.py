@@ -1,0 +1,201 @@
+"""One typed schema for every experiment (train, contrastive, search), loaded from YAML.
+
+Paths in a config are relative (to the current directory, or ``$FACEPULSE_DATA`` for
+``data.root`` values starting with ``shared:``); absolute paths are rejected so that an
+experiment file works on every machine. Any field can be overridden from the command line
+with dotted ``key=value`` pairs, e.g. ``optim.lr=3e-4 data.clip_len=64``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from facepulse.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _relative(value: str | None) -> str | None:
+    if value is not None and Path(value).is_absolute():
+        raise ValueError(f"absolute paths are not allowed in configs ({value!r}); use a relative path")
+    return value
+
+
+class DataConfig(_Strict):
+    """Where clips come from and how they are cut."""
+
+    dataset: str = "synthetic"  # a facepulse.datasets.DATASETS name
+    root: str = "data/synthetic"  # dataset folder; "shared:ubfc_rppg_dev" = $FACEPULSE_DATA/...
+    cache_dir: str = ".cache/facepulse"  # preprocessing cache (HDF5 per video)
+    train_split: str = "train"  # split names resolved by facepulse.eval.splits
+    val_split: str = "val"
+    test_split: str = "test"
+    split_file: str | None = None  # YAML/JSON with subject lists per split; None = by seed
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    clip_len: int = Field(128, ge=8)  # frames per clip
+    clip_stride: int = Field(64, ge=1)  # frames between clip starts
+    fps: float = Field(30.0, gt=0)  # clips are resampled to this rate
+    size: int = Field(64, ge=8)  # face clips are size x size pixels
+    labels: bool = True  # False for self-supervised training
+    num_workers: int = Field(0, ge=0)
+
+    _rel = field_validator("root", "cache_dir", "split_file")(lambda cls, v: _relative(v))
+
+
+class ModelConfig(_Strict):
+    name: str = "physnet"  # a facepulse.models.MODELS name
+    params: dict[str, Any] = Field(default_factory=dict)
+    normalize: Literal["standardize", "diff", "raw"] = "standardize"
+
+
+class LossConfig(_Strict):
+    name: str = "hybrid"  # a facepulse.losses.LOSSES name
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AugmentConfig(_Strict):
+    erase_p: float = Field(0.0, ge=0, le=1)  # AutoHR spatio-temporal erasing
+    hr_resample: bool = False  # AutoHR HR-balancing temporal resampling
+    flip_p: float = Field(0.0, ge=0, le=1)
+    color_jitter: float = Field(0.0, ge=0)
+
+
+class OptimConfig(_Strict):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(4, ge=1)
+    max_epochs: int = Field(10, ge=1)
+    max_steps: int = -1  # -1 = no limit
+    gradient_clip: float | None = 1.0
+
+
+class TrainerConfig(_Strict):
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp" for multi-GPU / multi-node (gloo on CPU)
+    precision: str = "32-true"  # "bf16-mixed" on hardware that has it
+    early_stopping_patience: int | None = 5
+    log_every_n_steps: int = 10
+    val_check_interval: float | int = 1.0
+    limit_val_batches: float | int = 1.0
+
+
+class SearchConfig(_Strict):
+    """AutoHR differentiable architecture search (facepulse.nas)."""
+
+    n_intermediate: int = Field(3, ge=1)
+    n_blocks: int = Field(4, ge=1)
+    channels: int = Field(16, ge=4)
+    ops: list[str] | None = None  # None = the default op set
+    shared_alphas: bool = True
+    order: Literal["first", "second"] = "first"
+    alpha_lr: float = Field(3e-4, gt=0)
+    alpha_weight_decay: float = Field(1e-3, ge=0)
+    partial_channels: int = Field(1, ge=1)  # PC-DARTS: 1/k of the channels go through the ops
+
+
+class ContrastiveConfig(_Strict):
+    """Gideon & Stent 2021 frequency contrast (facepulse.contrastive)."""
+
+    resample_min: float = Field(1.25, gt=0)
+    resample_max: float = Field(1.5, gt=0)
+    n_views: int = Field(4, ge=1)
+    view_len: int = Field(64, ge=8)  # frames per view
+    distance: Literal["psd_mse", "l1", "mcc"] = "psd_mse"
+    memory_bank: int = Field(0, ge=0)  # 0 = off; else queue length of negative spectra
+    saliency: bool = False
+    band_bpm: tuple[float, float] = (40.0, 250.0)
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: ``facepulse train --config FILE.yaml [key=value ...]``."""
+
+    name: str = "experiment"
+    kind: Literal["supervised", "contrastive", "search"] = "supervised"
+    seed: int = 0
+    out_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
+
+    _rel = field_validator("out_dir")(lambda cls, v: _relative(v))
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment file (or defaults when ``path`` is None) and apply overrides.
+
+    Overrides are ``dotted.key=value`` strings; values are parsed as YAML scalars/lists.
+    Raises ConfigError naming the file and field on any problem.
+    """
+    tree: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(tree, key.strip(), value)
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{where}: field {field!r}: {first['msg']}") from None
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> Path:
+    """Write the config as YAML (next to a checkpoint, say)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def resolve_data_root(root: str) -> Path:
+    """``shared:NAME`` -> ``$FACEPULSE_DATA/NAME``; anything else relative to the cwd."""
+    from facepulse.paths import shared_data_dir
+
+    if root.startswith("shared:"):
+        return shared_data_dir() / root.removeprefix("shared:")
+    return Path(root)

@@ -1,0 +1,373 @@
+"""RGB traces: the mean skin colour of the tracked face, frame by frame.
+
+:func:`extract_trace` makes one pass over a :class:`~facepulse.io.video.FrameSource`
+(bounded memory), tracks the face, and averages the skin-ROI pixels of each frame. The
+ROI mask is rebuilt only when the tracked face has moved, and the average is taken
+inside the ROI's bounding box, so the per-frame cost is a small masked mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepulse.errors import ConfigError, InputError, NoFaceError
+from facepulse.face.detectors import Face, FaceDetector, make_detector
+from facepulse.face.tracker import FaceTracker
+from facepulse.io.video import FrameSource, open_video
+from facepulse.roi.skin import ROIS, skin_mask_crop
+
+__all__ = ["FrameCallback", "Trace", "extract_trace", "resample_uniform"]
+
+#: Called once per frame by :func:`extract_trace`, after the face is tracked:
+#: ``on_frame(index, timestamp_s, frame_rgb, face_or_None)``. Face-clip extraction for
+#: deep models hooks in here without a second decoding pass.
+FrameCallback = Callable[[int, float, np.ndarray, Face | None], None]
+
+
+@dataclass
+class Trace:
+    """Mean skin colour per frame.
+
+    Attributes
+    ----------
+    timestamps_s : (N,) float64, seconds from the first frame (read from the video).
+    rgb : (N, 3) float64, mean R, G, B of the skin ROI on the 0-255 scale; NaN where
+        ``valid`` is False.
+    valid : (N,) bool, True where ``rgb`` holds a measured or gap-interpolated value.
+    boxes : (N, 4) float64 face box ``[x0, y0, x1, y1]`` in pixels; NaN without a face.
+    n_skin_px : (N,) int, skin pixels averaged (0 where none).
+    fps : nominal frame rate of the source, frames per second.
+    preview_frame : (H, W, 3) uint8 RGB, one representative frame (for report pictures).
+    preview_mask : (H, W) bool, the skin ROI of ``preview_frame``.
+    frames_without_face : frames where the tracker returned no face.
+    interpolated : (N,) bool, True where ``rgb`` was linearly interpolated over a short gap.
+    path : the source's path, or None for an array.
+    """
+
+    timestamps_s: np.ndarray
+    rgb: np.ndarray
+    valid: np.ndarray
+    boxes: np.ndarray
+    n_skin_px: np.ndarray
+    fps: float
+    preview_frame: np.ndarray | None = None
+    preview_mask: np.ndarray | None = None
+    frames_without_face: int = 0
+    interpolated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    path: str | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Time spanned by the frames, seconds (last timestamp + one nominal period)."""
+        return float(self.timestamps_s[-1] + 1.0 / self.fps) if self.n_frames else 0.0
+
+
+class _RoiCache:
+    """The ROI mask of the last face it was built for, reused until the face moves."""
+
+    def __init__(self, roi: str, colour_filter: bool, tol_px: float | None) -> None:
+        self.roi = roi
+        self.colour_filter = colour_filter
+        self.tol_px = tol_px
+        self.box: np.ndarray | None = None
+        self.mask_u8: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.bounds = (0, 0, 0, 0)
+        self.count = 0
+        self.rebuilds = 0
+
+    def update(self, frame_rgb: np.ndarray, face: Face) -> None:
+        tol = self.tol_px if self.tol_px is not None else max(1.0, 0.01 * face.width)
+        if self.box is not None and np.abs(face.box_xyxy - self.box).max() <= tol:
+            return
+        self.mask, self.bounds = skin_mask_crop(
+            frame_rgb, face, roi=self.roi, colour_filter=self.colour_filter
+        )
+        self.mask_u8 = self.mask.astype(np.uint8)
+        self.count = int(self.mask.sum())
+        self.box = face.box_xyxy.copy()
+        self.rebuilds += 1
+
+    def mean_rgb(self, frame_rgb: np.ndarray) -> tuple[float, float, float] | None:
+        import cv2
+
+        if self.count == 0:
+            return None
+        x0, y0, x1, y1 = self.bounds
+        r, g, b, _ = cv2.mean(frame_rgb[y0:y1, x0:x1], mask=self.mask_u8)
+        return r, g, b
+
+    def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        mask = np.zeros(shape, dtype=bool)
+        x0, y0, x1, y1 = self.bounds
+        if self.mask is not None and self.count:
+            mask[y0:y1, x0:x1] = self.mask
+        return mask
+
+
+class _Progress:
+    """A rich progress bar on stderr, advanced in chunks to keep per-frame cost nil."""
+
+    def __init__(self, enabled: bool, total: int | None, label: str) -> None:
+        self._bar = None
+        self._pending = 0
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+
+    def advance(self) -> None:
+        if self._bar is None:
+            return
+        self._pending += 1
+        if self._pending >= 16:
+            self._bar.advance(self._task, self._pending)
+            self._pending = 0
+
+    def close(self) -> None:
+        if self._bar is None:
+            return
+        self._bar.advance(self._task, self._pending)
+        self._bar.stop()
+
+
+def extract_trace(
+    source: FrameSource | str | Path | np.ndarray,
+    tracker: FaceTracker | None = None,
+    *,
+    detector: str | FaceDetector = "auto",
+    detect_every: int = 3,
+    select: str | int = "largest",
+    smooth: float = 0.5,
+    max_gap_s: float = 1.0,
+    progress: bool = False,
+    roi: str = "skin",
+    colour_filter: bool = True,
+    mask_tol_px: float | None = None,
+    on_frame: FrameCallback | None = None,
+) -> Trace:
+    """Mean skin colour of the tracked face in every frame, in one streaming pass.
+
+    Parameters
+    ----------
+    source : a :class:`FrameSource` (or anything :func:`open_video` accepts).
+    tracker : a :class:`FaceTracker`; when None one is built from ``detector``,
+        ``detect_every``, ``select`` and ``smooth`` (see :class:`FaceTracker`).
+    max_gap_s : gaps without a face (or without skin pixels) lasting at most this many
+        seconds are linearly interpolated and marked valid (at the start or end of the
+        video they hold the nearest value); longer gaps stay NaN and invalid. The ROI
+        never falls back to the whole frame.
+    progress : show a progress bar on stderr.
+    roi : a ``ROIS`` name (``"skin"``, ``"forehead"``, ``"cheeks"``).
+    colour_filter : drop ROI pixels far from the face's median skin colour.
+    mask_tol_px : rebuild the ROI mask when the face box moved by more than this many
+        pixels since the mask was built; default ``max(1, 1% of the face width)``.
+    on_frame : per-frame callback ``(index, timestamp_s, frame_rgb, face)``; the frame
+        buffer may be reused after it returns, so copy what you keep.
+
+    Returns
+    -------
+    Trace with N = number of frames.
+
+    Raises
+    ------
+    NoFaceError : no face (or no skin pixel) in any frame.
+    InputError : the source cannot be read.
+    """
+    if not isinstance(source, FrameSource):
+        source = open_video(source)
+    if roi not in ROIS:
+        ROIS.get(roi)  # raises ConfigError naming the available ROIs
+    if not np.isfinite(max_gap_s) or max_gap_s < 0:
+        raise ConfigError(f"max_gap_s must be >= 0 seconds, got {max_gap_s}")
+    own_detector = None
+    if tracker is None:
+        if isinstance(detector, str):
+            options = {"max_faces": select + 1} if isinstance(select, int) else {}
+            own_detector = make_detector(detector, **options)
+            detector = own_detector
+        tracker = FaceTracker(detector, detect_every=detect_every, select=select, smooth=smooth)
+    else:
+        tracker.reset()
+
+    info = source.info
+    cache = _RoiCache(roi, colour_filter, mask_tol_px)
+    times: list[float] = []
+    rgb_rows: list[tuple[float, float, float]] = []
+    box_rows: list[np.ndarray] = []
+    counts: list[int] = []
+    nan3 = (np.nan, np.nan, np.nan)
+    nan_box = np.full(4, np.nan)
+    frames_without_face = 0
+    preview_frame = preview_mask = None
+    preview_at = info.n_frames // 2 if info.n_frames else 1  # next frame index worth keeping
+    bar = _Progress(progress, info.n_frames, f"trace {Path(source.name).name}")
+    try:
+        for index, (t_s, frame) in enumerate(source):
+            face = tracker.update(frame)
+            mean = None
+            if face is None:
+                frames_without_face += 1
+                box_rows.append(nan_box)
+            else:
+                cache.update(frame, face)
+                mean = cache.mean_rgb(frame)
+                box_rows.append(face.box_xyxy)
+            times.append(t_s)
+            rgb_rows.append(nan3 if mean is None else mean)
+            counts.append(cache.count if mean is not None else 0)
+            if mean is not None and (index >= preview_at or preview_frame is None):
+                preview_frame = frame.copy()
+                preview_mask = cache.full_mask(frame.shape[:2])
+                if index >= preview_at:
+                    # Known length: keep the middle frame. Unknown: keep frames at doubling
+                    # indices, so the last one kept lies in the second half of the video.
+                    preview_at = np.iinfo(np.int64).max if info.n_frames else 2 * max(index, 1)
+            if on_frame is not None:
+                on_frame(index, t_s, frame, face)
+            bar.advance()
+    finally:
+        bar.close()
+        if own_detector is not None and hasattr(own_detector, "close"):
+            own_detector.close()
+
+    n = len(times)
+    if n == 0:  # sources raise on empty input; guard against a custom one that does not
+        raise InputError(f"{source.name}: the video contains no frames")
+    timestamps_s = np.asarray(times, dtype=np.float64)
+    rgb = np.asarray(rgb_rows, dtype=np.float64).reshape(n, 3)
+    measured = np.isfinite(rgb[:, 0])
+    if not measured.any():
+        if frames_without_face == n:
+            raise NoFaceError(f"{source.name}: no face found in any of the {n} frames")
+        raise NoFaceError(
+            f"{source.name}: a face was found in {n - frames_without_face} of the {n} frames, "
+            "but its skin ROI held no skin-coloured pixels in any of them"
+        )
+    rgb, valid, interpolated = _fill_gaps(timestamps_s, rgb, measured, max_gap_s, info.fps)
+    return Trace(
+        timestamps_s=timestamps_s,
+        rgb=rgb,
+        valid=valid,
+        boxes=np.asarray(box_rows, dtype=np.float64).reshape(n, 4),
+        n_skin_px=np.asarray(counts, dtype=np.int64),
+        fps=float(info.fps),
+        preview_frame=preview_frame,
+        preview_mask=preview_mask,
+        frames_without_face=frames_without_face,
+        interpolated=interpolated,
+        path=info.path,
+    )
+
+
+def _fill_gaps(
+    timestamps_s: np.ndarray, rgb: np.ndarray, measured: np.ndarray, max_gap_s: float, fps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interpolate runs of unmeasured frames lasting <= max_gap_s; leave longer ones NaN.
+
+    A run's length is the time from its first missing frame to the next measured one
+    (one nominal frame period past the last frame for a run that ends the video).
+    """
+    n = timestamps_s.shape[0]
+    rgb = rgb.copy()
+    valid = measured.copy()
+    interpolated = np.zeros(n, dtype=bool)
+    missing = ~measured
+    if not missing.any():
+        return rgb, valid, interpolated
+    edges = np.diff(np.r_[0, missing.astype(np.int8), 0])
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)  # exclusive
+    t_known = timestamps_s[measured]
+    for start, stop in zip(starts, stops, strict=True):
+        end_t = timestamps_s[stop] if stop < n else timestamps_s[-1] + 1.0 / fps
+        if end_t - timestamps_s[start] > max_gap_s + 1e-9:
+            continue
+        span = slice(start, stop)
+        for c in range(3):
+            # np.interp holds the end values, which is what a run at either end gets.
+            rgb[span, c] = np.interp(timestamps_s[span], t_known, rgb[measured, c])
+        valid[span] = True
+        interpolated[span] = True
+    return rgb, valid, interpolated
+
+
+def resample_uniform(
+    timestamps_s: np.ndarray, values: np.ndarray, fps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linearly resample irregularly timed samples onto a regular grid, NaN-aware.
+
+    Variable-frame-rate video gives samples at uneven times; spectral methods assume
+    even ones. Linear interpolation between neighbouring samples (as in
+    ``scipy.interpolate.interp1d(kind="linear")``); a grid point whose neighbouring
+    samples include a NaN is NaN, so invalid stretches stay invalid rather than being
+    bridged.
+
+    Parameters
+    ----------
+    timestamps_s : (N,) float, strictly increasing sample times in seconds.
+    values : (N,) or (N, C) float samples.
+    fps : output rate in samples per second.
+
+    Returns
+    -------
+    t_uniform : (M,) float64 seconds, ``timestamps_s[0] + k / fps`` up to the last sample.
+    values_uniform : (M,) or (M, C) float64.
+    """
+    t = np.asarray(timestamps_s, dtype=np.float64).reshape(-1)
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape[0] != t.shape[0]:
+        raise InputError(f"resample_uniform: {t.shape[0]} timestamps for {v.shape[0]} samples")
+    if not np.isfinite(fps) or fps <= 0:
+        raise ConfigError(f"resample_uniform: fps must be positive, got {fps}")
+    if t.shape[0] == 0:
+        return t.copy(), v.copy()
+    if not np.all(np.isfinite(t)):
+        raise InputError(f"resample_uniform: timestamp {int(np.argmin(np.isfinite(t)))} is not finite")
+    steps = np.diff(t)
+    if np.any(steps <= 0):
+        raise InputError(
+            f"resample_uniform: timestamps must increase strictly (sample {int(np.argmax(steps <= 0)) + 1})"
+        )
+    n_out = int(np.floor((t[-1] - t[0]) * fps + 1e-9)) + 1
+    t_uniform = t[0] + np.arange(n_out, dtype=np.float64) / fps
+    if t.shape[0] == 1:
+        return t_uniform, v.copy()
+    right = np.clip(np.searchsorted(t, t_uniform, side="right"), 1, t.shape[0] - 1)
+    left = right - 1
+    weight = (t_uniform - t[left]) / (t[right] - t[left])
+    weight = np.clip(weight, 0.0, 1.0)
+    if v.ndim > 1:
+        weight = weight.reshape((-1,) + (1,) * (v.ndim - 1))
+    v_left, v_right = v[left], v[right]
+    out = (1.0 - weight) * v_left + weight * v_right
+    # A grid point that falls exactly on a sample takes it, even beside a NaN neighbour.
+    out = np.where(weight == 0.0, v_left, np.where(weight == 1.0, v_right, out))
+    return t_uniform, out

@@ -1,0 +1,239 @@
+"""Synthetic cardiorespiratory physiology: HR trajectory, HRV, respiration, PPG waveform.
+
+neurokit2's ``ppg_simulate`` only takes one constant heart rate and does not return
+its beat times, so the waveform is built here beat by beat instead: the instantaneous
+HR (trajectory + respiratory sinus arrhythmia + Mayer waves) is integrated into a
+cardiac phase, and a pulse template evaluated at that phase gives the PPG. Beat times
+are the exact instants where the phase crosses each beat's systolic peak, so the PPG,
+the per-frame HR and the beat list are consistent by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal as sps
+
+from facepulse.synth.params import HR_MAX_BPM, HR_MIN_BPM, PhysiologyParams
+
+# The phase is integrated on this fine grid; trapezoidal error is O(dt^2) -> < 1e-6 beat.
+_FINE_RATE_HZ = 1000.0
+# Rubins-style sum of Gaussians (amplitude, centre phase, width in phase units):
+# systolic wave, late-systolic shoulder, reflected diastolic wave, diastolic run-off.
+# Tuned so that the foot is at phase 0, the systolic peak at 0.187, the dicrotic notch
+# at 0.391 and the diastolic peak at 0.526 of the beat.
+_TEMPLATE_WAVES = np.array(
+    [[1.00, 0.18, 0.055], [0.35, 0.30, 0.080], [0.40, 0.52, 0.085], [0.16, 0.68, 0.170]]
+)
+_DIASTOLIC_WAVES = np.array([False, False, True, True])
+SYSTOLIC_PHASE = 0.187
+
+
+def _wrapped_gaussians(phase: np.ndarray, centres: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    frac = np.mod(phase, 1.0)[:, None]
+    # Sum over neighbouring beats keeps the template smooth and periodic across beats.
+    out = np.zeros((frac.shape[0], centres.shape[0]))
+    for shift in (-1.0, 0.0, 1.0):
+        out += np.exp(-0.5 * ((frac - centres + shift) / widths) ** 2)
+    return out
+
+
+def _template_range() -> tuple[float, float]:
+    grid = np.linspace(0.0, 1.0, 4001)
+    waves = _wrapped_gaussians(grid, _TEMPLATE_WAVES[:, 1], _TEMPLATE_WAVES[:, 2])
+    y = waves @ _TEMPLATE_WAVES[:, 0]
+    return float(y.min()), float(y.max())
+
+
+_TEMPLATE_MIN, _TEMPLATE_MAX = _template_range()
+
+
+def pulse_template(phase: np.ndarray, diastolic_gain: np.ndarray | float = 1.0) -> np.ndarray:
+    """One PPG beat as a smooth periodic function of the cardiac phase.
+
+    Sum of Gaussian waves, after Rubins 2008 (Med Biol Eng Comput 46:1271, "Finger and
+    ear photoplethysmogram waveform analysis by fitting with Gaussians").
+
+    Parameters
+    ----------
+    phase : (N,) cardiac phase in beats (integer = pulse foot); any real values.
+    diastolic_gain : scalar or (N,) gain of the diastolic waves (notch depth / shape).
+
+    Returns
+    -------
+    (N,) pulse, 0 at the foot and 1 at the systolic peak (for ``diastolic_gain=1``).
+    """
+    phase = np.asarray(phase, dtype=np.float64)
+    waves = _wrapped_gaussians(phase, _TEMPLATE_WAVES[:, 1], _TEMPLATE_WAVES[:, 2])
+    amps = _TEMPLATE_WAVES[:, 0]
+    systolic = waves[:, ~_DIASTOLIC_WAVES] @ amps[~_DIASTOLIC_WAVES]
+    diastolic = waves[:, _DIASTOLIC_WAVES] @ amps[_DIASTOLIC_WAVES]
+    y = systolic + np.asarray(diastolic_gain) * diastolic
+    return (y - _TEMPLATE_MIN) / (_TEMPLATE_MAX - _TEMPLATE_MIN)
+
+
+def hr_trajectory_bpm(t_s: np.ndarray, params: PhysiologyParams, duration_s: float) -> np.ndarray:
+    """Requested mean heart rate over time (before HRV), in bpm.
+
+    Constant, linear drift, or a raised-cosine step (Hann-window edge) from
+    ``hr_bpm`` to ``hr_end_bpm``.
+
+    Parameters
+    ----------
+    t_s : (N,) times in seconds.
+    params : physiology parameters (trajectory kind and HR values).
+    duration_s : video length, for the drift slope and the default step time.
+
+    Returns
+    -------
+    (N,) heart rate in beats per minute.
+    """
+    t_s = np.asarray(t_s, dtype=np.float64)
+    start = params.hr_bpm
+    if params.hr_trajectory == "constant":
+        return np.full(t_s.shape, start)
+    end = params.hr_end_bpm
+    assert end is not None  # guaranteed by PhysiologyParams validation
+    if params.hr_trajectory == "drift":
+        frac = np.clip(t_s / duration_s, 0.0, 1.0)
+    else:  # step
+        centre = duration_s / 2 if params.hr_change_time_s is None else params.hr_change_time_s
+        half = max(params.hr_change_duration_s, 1e-6) / 2
+        x = np.clip((t_s - (centre - half)) / (2 * half), 0.0, 1.0)
+        frac = 0.5 - 0.5 * np.cos(np.pi * x)
+    return start + (end - start) * frac
+
+
+def band_limited_noise(
+    n: int, rate_hz: float, band_hz: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Zero-mean, unit-RMS Gaussian noise restricted to a frequency band.
+
+    White noise through a zero-phase Butterworth band-pass (SciPy ``sosfiltfilt``).
+
+    Parameters
+    ----------
+    n : number of samples.
+    rate_hz : sampling rate (Hz).
+    band_hz : (low, high) pass band in Hz; high is clipped below Nyquist.
+    rng : random generator (consumes ``n + 2 * pad`` normal draws).
+
+    Returns
+    -------
+    (n,) noise with RMS 1 (all zeros when ``n`` < 2).
+    """
+    if n < 2:
+        return np.zeros(n)
+    nyq = rate_hz / 2
+    low, high = band_hz[0], min(band_hz[1], 0.95 * nyq)
+    pad = int(np.ceil(2 * rate_hz / low))  # settles the filter at the ends
+    white = rng.standard_normal(n + 2 * pad)
+    if low >= high:
+        return np.zeros(n)
+    sos = sps.butter(2, [low, high], btype="bandpass", fs=rate_hz, output="sos")
+    x = sps.sosfiltfilt(sos, white)[pad : pad + n]
+    rms = float(np.sqrt(np.mean(x**2)))
+    return x / rms if rms > 0 else x
+
+
+@dataclass
+class PulseTruth:
+    """Exact physiology on a time axis.
+
+    t_s : (N,) sample times (s).
+    ppg : (N,) blood volume pulse, dimensionless; a beat rises from ~0 (foot) to ~1
+        (systolic peak), modulated by respiration and per-beat jitter. Skin reflectance
+        falls when it rises (more blood absorbs more light), as in contact PPG.
+    hr_bpm : (N,) instantaneous heart rate, 60 x d(phase)/dt (bpm).
+    resp : (N,) respiration signal in [-1, 1] (inhalation positive).
+    beat_times_s : (B,) times of the systolic peaks within [t_s[0], t_s[-1]].
+    mean_hr_bpm : (N,) requested HR trajectory before HRV (bpm).
+    """
+
+    t_s: np.ndarray
+    ppg: np.ndarray
+    hr_bpm: np.ndarray
+    resp: np.ndarray
+    beat_times_s: np.ndarray
+    mean_hr_bpm: np.ndarray
+
+
+def simulate_physiology(
+    t_s: np.ndarray, params: PhysiologyParams, duration_s: float, rng: np.random.Generator
+) -> PulseTruth:
+    """PPG, instantaneous HR, respiration and beat times sampled at ``t_s``.
+
+    Beat-by-beat synthesis by phase integration of the instantaneous HR (integral pulse
+    frequency modulation, Mateo & Laguna 2000, IEEE TBME 47:985); waveform from
+    :func:`pulse_template`.
+
+    Parameters
+    ----------
+    t_s : (N,) non-decreasing sample times in seconds, within ``[0, duration_s]``
+        (e.g. video frame times, or a fine grid for checks).
+    params : physiology parameters.
+    duration_s : length of the simulated recording (s).
+    rng : random generator; the same generator state gives the same physiology for
+        any ``t_s`` (the random draws do not depend on ``t_s``).
+
+    Returns
+    -------
+    PulseTruth sampled at ``t_s``.
+    """
+    t_s = np.asarray(t_s, dtype=np.float64)
+    n_fine = int(np.ceil(duration_s * _FINE_RATE_HZ)) + 2
+    fine_t = np.arange(n_fine) / _FINE_RATE_HZ
+    coarse_rate = 10.0  # HRV components are slow: draw them at 10 Hz and interpolate
+    coarse_t = np.arange(int(np.ceil(duration_s * coarse_rate)) + 2) / coarse_rate
+
+    # Fixed draw order so that every random quantity depends only on the seed.
+    resp_phase0 = rng.uniform(0, 2 * np.pi)
+    resp_rate_jitter = band_limited_noise(coarse_t.size, coarse_rate, (0.005, 0.05), rng)
+    lf = band_limited_noise(coarse_t.size, coarse_rate, (0.04, 0.15), rng)
+    cardiac_phase0 = rng.uniform(0.0, 1.0)
+    n_beats_max = int(np.ceil(duration_s * HR_MAX_BPM * 1.2 / 60)) + 4
+    beat_gain = 1.0 + params.beat_jitter * rng.standard_normal(n_beats_max)
+    beat_diastolic = 1.0 + params.beat_jitter * rng.standard_normal(n_beats_max)
+
+    # Respiration: a sinusoid whose rate wanders by up to ~10 %.
+    resp_rate_hz = params.resp_rate_per_min / 60 * (1 + 0.1 * np.interp(fine_t, coarse_t, resp_rate_jitter))
+    resp_phase = resp_phase0 + 2 * np.pi * np.concatenate(
+        [[0.0], np.cumsum((resp_rate_hz[1:] + resp_rate_hz[:-1]) / 2) / _FINE_RATE_HZ]
+    )
+    resp = np.sin(resp_phase)
+
+    mean_hr = hr_trajectory_bpm(fine_t, params, duration_s)
+    hr = mean_hr + params.rsa_bpm * resp + params.lf_bpm * np.interp(fine_t, coarse_t, lf)
+    # HRV must not push the rate outside what a heart does (or make the phase go back).
+    hr = np.clip(hr, HR_MIN_BPM - 10, HR_MAX_BPM + 20)
+
+    beats_hz = hr / 60.0
+    phase = cardiac_phase0 + np.concatenate(
+        [[0.0], np.cumsum((beats_hz[1:] + beats_hz[:-1]) / 2) / _FINE_RATE_HZ]
+    )
+    # Per-beat amplitude / shape interpolated over the phase: smooth, continuous at beats.
+    beat_index = np.arange(n_beats_max, dtype=np.float64) + SYSTOLIC_PHASE
+    gain_fine = np.interp(phase, beat_index, beat_gain)
+    dia_fine = np.interp(phase, beat_index, beat_diastolic)
+
+    phase_t = np.interp(t_s, fine_t, phase)
+    resp_t = np.interp(t_s, fine_t, resp)
+    shape = pulse_template(phase_t, np.interp(t_s, fine_t, dia_fine))
+    gain = np.interp(t_s, fine_t, gain_fine) * (1 + params.resp_amplitude * resp_t)
+    ppg = gain * shape + params.resp_baseline * resp_t
+
+    # Systolic peak k happens where the phase equals k + SYSTOLIC_PHASE (phase is increasing).
+    k = np.arange(np.ceil(phase[0] - SYSTOLIC_PHASE), np.floor(phase[-1] - SYSTOLIC_PHASE) + 1)
+    beat_times = np.interp(k + SYSTOLIC_PHASE, phase, fine_t)
+    if t_s.size:
+        beat_times = beat_times[(beat_times >= t_s[0]) & (beat_times <= t_s[-1])]
+
+    return PulseTruth(
+        t_s=t_s,
+        ppg=ppg,
+        hr_bpm=np.interp(t_s, fine_t, hr),
+        resp=resp_t,
+        beat_times_s=beat_times,
+        mean_hr_bpm=np.interp(t_s, fine_t, mean_hr),
+    )

@@ -1,0 +1,266 @@
+"""The synthetic scene: a real face photograph, its skin maps, a background, head motion
+and lighting over time.
+
+The face is NASA astronaut Eileen Collins from scikit-image's ``data.astronaut()``
+(public domain, shipped inside the scikit-image wheel, so nothing is downloaded).
+MediaPipe Face Mesh (landmarks) and Selfie Segmentation (person cut-out) run on it
+once per process; everything per video is cheap resampling of that asset.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facepulse.synth.params import LightingParams, MotionParams
+from facepulse.synth.physiology import band_limited_noise
+
+# Head-and-shoulders crop of the 512x512 photo: wide enough to keep both arms inside
+# (no vertical cut edge), stops above the helmet on her lap.
+_CROP_XYXY = (0, 0, 440, 336)
+# YCrCb skin-colour box (Chai & Ngan 1999, slightly widened), used to drop hair and eyes from the masks.
+_CR_RANGE = (133, 180)
+_CB_RANGE = (77, 135)
+# Landmarks of MediaPipe's 468-point mesh used to place the pulse and specular maps.
+_FOREHEAD, _LEFT_CHEEK, _RIGHT_CHEEK, _NOSE_TIP = 151, 50, 280, 4
+_LEFT_CHEEKBONE, _RIGHT_CHEEKBONE = 116, 345
+
+
+@dataclass(frozen=True)
+class FaceAsset:
+    """The source photo and its maps, at source resolution (all float32 in [0, 1]).
+
+    image : (H, W, 3) RGB reflectance of the head-and-shoulders crop.
+    alpha : (H, W) person opacity (soft edges), 0 on the photo's background.
+    skin_mask : (H, W) bool, skin where a pulse is measurable: face oval without eyes,
+        eyebrows, lips and hair.
+    tone_mask : (H, W) soft mask of all visible facial skin, recoloured by skin type.
+    pulse_map : (H, W) pulsatile weight a(x): 1 on forehead and cheeks, ~0.5 elsewhere
+        on skin, 0 off skin.
+    specular_map : (H, W) shiny-skin weight (forehead, nose, cheekbones).
+    landmarks_xy : (468, 2) face-mesh landmarks (pixels, crop coordinates).
+    oval_xy : (K, 2) the face-oval landmarks among them.
+    face_box_xyxy : (4,) bounding box of the face oval (pixels).
+    """
+
+    image: np.ndarray
+    alpha: np.ndarray
+    skin_mask: np.ndarray
+    tone_mask: np.ndarray
+    pulse_map: np.ndarray
+    specular_map: np.ndarray
+    landmarks_xy: np.ndarray
+    oval_xy: np.ndarray
+    face_box_xyxy: np.ndarray
+
+    @property
+    def face_centre_xy(self) -> np.ndarray:
+        b = self.face_box_xyxy
+        return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+
+    @property
+    def face_height_px(self) -> float:
+        return float(self.face_box_xyxy[3] - self.face_box_xyxy[1])
+
+
+def _indices(connections) -> np.ndarray:
+    return np.array(sorted({i for edge in connections for i in edge}))
+
+
+def _hull_mask(shape: tuple[int, int], points_xy: np.ndarray, dilate_px: int = 0) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(np.round(points_xy).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    if dilate_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask.astype(bool)
+
+
+def _gaussian_blob(shape: tuple[int, int], centre_xy: np.ndarray, sigma_px: float) -> np.ndarray:
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    d2 = (xs - centre_xy[0]) ** 2 + (ys - centre_xy[1]) ** 2
+    return np.exp(-0.5 * d2 / sigma_px**2).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def face_asset() -> FaceAsset:
+    """The face photo with its landmarks and maps (computed on first use, then cached)."""
+    import mediapipe as mp  # heavy: only when a video is first rendered
+    from skimage import data
+
+    photo = data.astronaut()  # (512, 512, 3) uint8 RGB
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+        found = mesh.process(photo).multi_face_landmarks
+    if not found:  # a broken MediaPipe install, not a user error
+        raise RuntimeError("MediaPipe Face Mesh found no face in skimage.data.astronaut()")
+    h0, w0 = photo.shape[:2]
+    landmarks = np.array([[p.x * w0, p.y * h0] for p in found[0].landmark], dtype=np.float64)
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+        person = seg.process(photo).segmentation_mask.astype(np.float32)
+
+    x0, y0, x1, y1 = _CROP_XYXY
+    image = photo[y0:y1, x0:x1].astype(np.float32) / 255.0
+    # Sharpen the segmentation's soft edge: its outer fringe carries the photo's backdrop.
+    alpha = np.clip((person[y0:y1, x0:x1] - 0.3) / 0.5, 0.0, 1.0)
+    landmarks = landmarks - [x0, y0]
+    shape = image.shape[:2]
+
+    fm = mp.solutions.face_mesh
+    oval_idx = _indices(fm.FACEMESH_FACE_OVAL)
+    oval = _hull_mask(shape, landmarks[oval_idx])
+    face_h = float(np.ptp(landmarks[oval_idx, 1]))
+    margin = max(1, int(round(0.04 * face_h)))
+    holes = np.zeros(shape, bool)
+    for part in (fm.FACEMESH_LEFT_EYE, fm.FACEMESH_RIGHT_EYE, fm.FACEMESH_LEFT_EYEBROW,
+                 fm.FACEMESH_RIGHT_EYEBROW, fm.FACEMESH_LIPS):
+        holes |= _hull_mask(shape, landmarks[_indices(part)], dilate_px=margin)
+    ycrcb = cv2.cvtColor(photo[y0:y1, x0:x1], cv2.COLOR_RGB2YCrCb)
+    skin_colour = (
+        (ycrcb[..., 1] >= _CR_RANGE[0]) & (ycrcb[..., 1] <= _CR_RANGE[1])
+        & (ycrcb[..., 2] >= _CB_RANGE[0]) & (ycrcb[..., 2] <= _CB_RANGE[1])
+    )
+    skin_colour = cv2.morphologyEx(skin_colour.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    skin_mask = oval & ~holes & skin_colour & (alpha > 0.5)
+
+    # Skin type recolours all facial skin (incl. jaw, lips, ears), softly blended.
+    region = _hull_mask(shape, landmarks[oval_idx], dilate_px=int(round(0.08 * face_h)))
+    tone = (region & skin_colour & (alpha > 0.5)).astype(np.float32)
+    tone = cv2.GaussianBlur(tone, (0, 0), sigmaX=0.02 * face_h)
+
+    sigma = 0.17 * face_h
+    hot = np.maximum.reduce([_gaussian_blob(shape, landmarks[i], sigma) for i in (_FOREHEAD, _LEFT_CHEEK, _RIGHT_CHEEK)])
+    pulse_map = ((0.5 + 0.5 * hot) * skin_mask).astype(np.float32)
+
+    shiny = np.maximum.reduce([
+        _gaussian_blob(shape, landmarks[_NOSE_TIP], 0.06 * face_h),
+        _gaussian_blob(shape, landmarks[_FOREHEAD], 0.12 * face_h),
+        0.6 * _gaussian_blob(shape, landmarks[_LEFT_CHEEKBONE], 0.07 * face_h),
+        0.6 * _gaussian_blob(shape, landmarks[_RIGHT_CHEEKBONE], 0.07 * face_h),
+    ])
+    specular_map = (shiny * cv2.GaussianBlur(oval.astype(np.float32), (0, 0), sigmaX=0.02 * face_h)).astype(np.float32)
+
+    pts = landmarks[oval_idx]
+    box = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+    oval_xy = landmarks[oval_idx]
+    for arr in (image, alpha, skin_mask, tone, pulse_map, specular_map, landmarks, oval_xy, box):
+        arr.setflags(write=False)  # shared by every video of the process
+    return FaceAsset(
+        image=image, alpha=alpha, skin_mask=skin_mask, tone_mask=tone,
+        pulse_map=pulse_map, specular_map=specular_map,
+        landmarks_xy=landmarks, oval_xy=oval_xy, face_box_xyxy=box,
+    )
+
+
+def textured_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A random indoor-like backdrop: colour gradient, blotches, and a few shapes.
+
+    Multi-octave value noise (Perlin 1985, "An image synthesizer", SIGGRAPH) plus
+    random rectangles (shelves, frames) and grain, so that the background has edges and
+    texture like a real room rather than a flat colour.
+
+    Parameters
+    ----------
+    height, width : frame size (pixels).
+    rng : random generator.
+
+    Returns
+    -------
+    (height, width, 3) float32 reflectance in [0, 1].
+    """
+    base = rng.uniform(0.25, 0.75, size=3)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)[..., None]
+    img = base + rng.uniform(-0.15, 0.15, size=3) * ramp
+    for cells, amp in ((3, 0.12), (8, 0.06), (24, 0.03)):
+        coarse = rng.uniform(-1, 1, size=(cells, cells, 3)).astype(np.float32)
+        img += amp * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(rng.integers(3, 8))):
+        w = int(rng.uniform(0.05, 0.4) * width)
+        h = int(rng.uniform(0.05, 0.4) * height)
+        x = int(rng.uniform(-0.1, 1.0) * width)
+        y = int(rng.uniform(-0.1, 1.0) * height)
+        colour = np.clip(base + rng.uniform(-0.3, 0.3, size=3), 0, 1)
+        cv2.rectangle(img, (x, y), (x + w, y + h), colour.tolist(), thickness=-1)
+    img += 0.015 * rng.standard_normal(img.shape)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigmaX=max(0.5, width / 400))
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class HeadPose:
+    """Per-frame rigid head pose relative to the resting position.
+
+    dx_px, dy_px : (T,) translation (pixels, frame coordinates).
+    angle_deg : (T,) in-plane rotation about the face centre, counter-clockwise.
+    scale : (T,) relative size (1 = resting size).
+    """
+
+    dx_px: np.ndarray
+    dy_px: np.ndarray
+    angle_deg: np.ndarray
+    scale: np.ndarray
+
+
+def head_motion(
+    n_frames: int, fps: float, face_height_px: float, params: MotionParams, rng: np.random.Generator
+) -> HeadPose:
+    """Random rigid head motion: slow band-limited wander plus fast talking-like nods.
+
+    Band-limited Gaussian processes (SciPy Butterworth filtering of white noise), in
+    the spirit of the motion augmentation of SCAMPS (McDuff et al. 2022, NeurIPS D&B).
+
+    Parameters
+    ----------
+    n_frames : number of frames.
+    fps : frame rate (Hz).
+    face_height_px : face height in the frame (pixels), the unit of translation.
+    params : motion amplitudes and bands.
+    rng : random generator (always consumes the same draws for a given ``n_frames``).
+
+    Returns
+    -------
+    HeadPose with (n_frames,) arrays.
+    """
+    draws = [band_limited_noise(n_frames, fps, params.slow_band_hz, rng) for _ in range(4)]
+    talk = band_limited_noise(n_frames, fps, params.talk_band_hz, rng)
+    # Nodding also lifts the face a little (rotation about the chin, not the face centre).
+    talk_deg = params.talk_rms_deg * talk
+    dy_talk = -np.sin(np.deg2rad(talk_deg)) * 0.5 * face_height_px * 0.3
+    trans = params.translation_rms_frac * face_height_px
+    return HeadPose(
+        dx_px=trans * draws[0],
+        dy_px=trans * 0.6 * draws[1] + dy_talk,
+        angle_deg=params.rotation_rms_deg * draws[2] + talk_deg,
+        scale=np.exp(params.scale_rms_frac * draws[3]),
+    )
+
+
+def illumination_drift(n_frames: int, fps: float, params: LightingParams, rng: np.random.Generator) -> np.ndarray:
+    """Slow multiplicative light drift (clouds, auto-exposure), mean 1.
+
+    Band-limited Gaussian process (< 0.05 Hz) through an exponential, so it stays positive.
+
+    Returns
+    -------
+    (n_frames,) intensity gain.
+    """
+    noise = band_limited_noise(n_frames, fps, (0.003, 0.05), rng)
+    return np.exp(params.drift_rms_frac * noise)
+
+
+def shadow_profile(length_px: int, softness_px: float) -> np.ndarray:
+    """1-D soft shadow edge: 0 (lit) to 1 (shadowed), a logistic ramp centred mid-way.
+
+    Penumbra of an extended light source approximated by a logistic function.
+
+    Returns
+    -------
+    (length_px,) float32.
+    """
+    x = (np.arange(length_px, dtype=np.float32) - length_px / 2) / max(softness_px, 1e-3)
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)

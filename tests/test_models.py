@@ -63,7 +63,8 @@ def tdc_loop(x: np.ndarray, w: np.ndarray, theta: float, stride: int, padding: i
             neighbour_taps = 0.0
             for a, bb, cc in itertools.product(range(kt), range(kh), range(kw)):
                 tap = w[o, c, a, bb, cc]
-                total += tap * xp[n, ch, i * stride + dilation * a, j * stride + dilation * bb, k * stride + dilation * cc]
+                ti, yi, xi = i * stride + dilation * a, j * stride + dilation * bb, k * stride + dilation * cc
+                total += tap * xp[n, ch, ti, yi, xi]
                 if a != kt // 2:  # R': taps in the neighbouring frames t-1, t+1
                     neighbour_taps += tap
             total -= theta * centre * neighbour_taps
@@ -97,7 +98,8 @@ def test_tdc_matches_paper_formula_loop(stride, padding, dilation, groups, theta
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     # and the difference term is really there: theta changes the output
-    assert not np.allclose(got, tdc_loop(x.numpy(), tdc.weight.detach().numpy(), 0.0, stride, padding, dilation, groups))
+    plain = tdc_loop(x.numpy(), tdc.weight.detach().numpy(), 0.0, stride, padding, dilation, groups)
+    assert not np.allclose(got, plain)
 
 
 def test_tdc_difference_kernel_sums_neighbour_frames():
@@ -426,11 +428,17 @@ def test_onnx_export_matches_torch(name, kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # legacy-exporter deprecation / tracer notes
         # dynamo=False: the TorchScript exporter, which needs no onnxscript
-        torch.onnx.export(model, (x,), buf, opset_version=17, dynamo=False, input_names=["clip"],
-                          output_names=["pulse"])
+        torch.onnx.export(
+            model, (x,), buf, opset_version=17, dynamo=False, input_names=["clip"], output_names=["pulse"],
+            dynamic_axes={
+                "clip": {0: "batch", 2: "frames", 3: "height", 4: "width"},
+                "pulse": {0: "batch", 1: "frames"},
+            },
+        )
     session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {"clip": x.numpy()})
-    with torch.no_grad():
-        expected = model(x).numpy()
-    assert got.shape == (2, 37)
-    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    for clip in (x, torch.randn(1, 3, 64, 20, 14)):  # the traced size, then another one
+        (got,) = session.run(None, {"clip": clip.numpy()})
+        with torch.no_grad():
+            expected = model(clip).numpy()
+        assert got.shape == expected.shape == (clip.shape[0], clip.shape[2])
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

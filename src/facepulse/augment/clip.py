@@ -172,7 +172,9 @@ def temporal_resample(
     n_src = clip.shape[1]
     need = source_frames_needed(n_frames, speed)
     if n_src < need:
-        raise InputError(f"temporal_resample: speed {speed:g} x {n_frames} frames needs {need} source frames, got {n_src}")
+        raise InputError(
+            f"temporal_resample: speed {speed:g} x {n_frames} frames needs {need} source frames, got {n_src}"
+        )
     if ppg is not None and ppg.shape != (n_src,):
         raise InputError(f"temporal_resample: ppg shape {tuple(ppg.shape)} does not match {n_src} clip frames")
     pos = torch.arange(n_frames, dtype=torch.float64) * speed

@@ -16,6 +16,7 @@ from facepulse.errors import FacepulseError
 
 COMMAND_MODULES = [
     "facepulse.cli.predict_cmd",
+    "facepulse.cli.synth_cmd",
 ]
 
 app = typer.Typer(

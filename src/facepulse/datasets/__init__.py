@@ -17,6 +17,7 @@ from facepulse.datasets import (  # noqa: F401  (importing a reader module regis
     ubfc_rppg,
     vipl_hr,
 )
+from facepulse.datasets import synthetic  # noqa: F401
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference, get_reader
 
 __all__ = ["DATASETS", "DatasetReader", "Record", "Reference", "get_reader"]

@@ -73,12 +73,23 @@ class FaceTracker:
         self._face: Face | None = None
         self._since_detection = 0
 
-    def update(self, frame_rgb: np.ndarray) -> Face | None:
-        """The tracked face in ``frame_rgb`` ((H, W, 3) uint8 RGB), or None when there is none."""
-        if self._face is not None and self._since_detection < self.detect_every:
+    @property
+    def needs_detection(self) -> bool:
+        """Whether the next :meth:`update` runs the detector (no face held, or one is due)."""
+        return self._face is None or self._since_detection >= self.detect_every
+
+    def update(self, frame_rgb: np.ndarray, faces: list[Face] | None = None) -> Face | None:
+        """The tracked face in ``frame_rgb`` ((H, W, 3) uint8 RGB), or None when there is none.
+
+        ``faces``: the detector's output for this very frame when the caller already ran
+        it (e.g. in a worker thread while decoding the next frames); used instead of
+        calling the detector, and only when :attr:`needs_detection` is True.
+        """
+        if not self.needs_detection:
             self._since_detection += 1
             return self._face
-        faces = self.detector.detect(frame_rgb)
+        if faces is None:
+            faces = self.detector.detect(frame_rgb)
         self.n_detections += 1
         self._since_detection = 1
         chosen = self._select(faces)

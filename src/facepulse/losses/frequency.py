@@ -59,7 +59,8 @@ def freq_cross_entropy(
     normalised to sum 1, scaled by ``logit_scale`` and used as logits of a softmax over
     the bins: ``CE = -log softmax(logit_scale * P / sum P)[k_true]``. ``logit_scale=1``
     reproduces the authors' implementation; its values then lie within
-    ``[ln F - 1, ln F]`` (F bins), larger scales sharpen it.
+    ``[ln(F + 1) - 1, ln(F - 1 + e)]`` (F bins: a narrow range, but the gradient still
+    moves power towards the true bin); larger scales sharpen it.
     """
     b = pred.shape[0]
     bins_hz = hr_bins_bpm(min_bpm, max_bpm, step_bpm).to(pred) / 60.0

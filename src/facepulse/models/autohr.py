@@ -64,6 +64,9 @@ class AutoHR(nn.Module):
     n_blocks : number of cells (>= 2, since two of the pools are temporal).
     upsample : ``"transpose"`` or ``"interp"`` (see :class:`TemporalUpsample`).
     in_channels : colour channels of the clip.
+
+    ``cells`` is a ``ModuleList`` of shape-preserving ``(B, C, T, H, W)`` modules; a NAS
+    supernet can reuse the stem, pooling and head by swapping it for its mixed cells.
     """
 
     def __init__(

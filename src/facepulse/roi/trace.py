@@ -8,7 +8,10 @@ inside the ROI's bounding box, so the per-frame cost is a small masked mean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as concurrent_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +161,58 @@ class _Progress:
         self._bar.stop()
 
 
+def _tracked_frames(
+    source: FrameSource, tracker: FaceTracker, parallel: bool
+) -> Iterator[tuple[int, float, np.ndarray, Face | None]]:
+    """``(index, timestamp_s, frame, face)`` for every frame, in order.
+
+    With ``parallel``, each due detection runs in a worker thread while the following
+    frames (at most ``detect_every - 1``) are decoded and held; the tracker then takes
+    the frames in their original order, so the faces are exactly those of the
+    sequential loop. Detectors release the GIL while they run (MediaPipe does), so
+    decoding and detection overlap on two cores.
+    """
+    if not parallel:
+        for index, (t_s, frame) in enumerate(source):
+            yield index, t_s, frame, tracker.update(frame)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    held: deque[tuple[int, float, np.ndarray]] = deque()
+    future: Future | None = None
+
+    def flush() -> Iterator[tuple[int, float, np.ndarray, Face | None]]:
+        nonlocal future
+        index, t_s, frame = held.popleft()
+        faces = future.result()
+        future = None
+        yield index, t_s, frame, tracker.update(frame, faces)
+        while held:  # frames between detections (or, if the face was lost, re-detections)
+            index, t_s, frame = held.popleft()
+            yield index, t_s, frame, tracker.update(frame)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facepulse-detect") as pool:
+        try:
+            for index, (t_s, frame) in enumerate(source):
+                if future is not None:
+                    held.append((index, t_s, frame))
+                    if len(held) < tracker.detect_every:
+                        continue
+                    yield from flush()
+                    continue
+                if tracker.needs_detection:
+                    future = pool.submit(tracker.detector.detect, frame)
+                    held.append((index, t_s, frame))
+                else:
+                    yield index, t_s, frame, tracker.update(frame)
+            if future is not None:
+                yield from flush()
+        finally:
+            if future is not None:
+                future.cancel()
+                concurrent_wait([future])
+
+
 def extract_trace(
     source: FrameSource | str | Path | np.ndarray,
     tracker: FaceTracker | None = None,
@@ -172,6 +227,7 @@ def extract_trace(
     colour_filter: bool = True,
     mask_tol_px: float | None = None,
     on_frame: FrameCallback | None = None,
+    parallel: bool = True,
 ) -> Trace:
     """Mean skin colour of the tracked face in every frame, in one streaming pass.
 
@@ -191,6 +247,8 @@ def extract_trace(
         pixels since the mask was built; default ``max(1, 1% of the face width)``.
     on_frame : per-frame callback ``(index, timestamp_s, frame_rgb, face)``; the frame
         buffer may be reused after it returns, so copy what you keep.
+    parallel : run face detection in a worker thread, overlapping it with decoding
+        (same results as the sequential loop; at most ``detect_every`` frames are held).
 
     Returns
     -------
@@ -230,8 +288,7 @@ def extract_trace(
     preview_at = info.n_frames // 2 if info.n_frames else 1  # next frame index worth keeping
     bar = _Progress(progress, info.n_frames, f"trace {Path(source.name).name}")
     try:
-        for index, (t_s, frame) in enumerate(source):
-            face = tracker.update(frame)
+        for index, t_s, frame, face in _tracked_frames(source, tracker, parallel):
             mean = None
             if face is None:
                 frames_without_face += 1

@@ -25,6 +25,9 @@ __all__ = [
 #: Physiological inter-beat interval range in seconds (about 40-214 bpm).
 IBI_RANGE_S: tuple[float, float] = (0.28, 1.5)
 
+#: Beats closer than this are one beat reported twice (half the shortest IBI in IBI_RANGE_S).
+_MIN_BEAT_SEPARATION_S = 0.14
+
 #: Fewest clean inter-beat intervals hrv_metrics accepts.
 MIN_IBIS = 5
 
@@ -109,7 +112,10 @@ def detect_beats(
         denom = a - 2.0 * b + c
         safe = np.where(denom < 0, denom, -1.0)
         delta = np.where(denom < 0, 0.5 * (a - c) / safe, 0.0)
-        beats.append(t0_s + (seg.start + (idx + np.clip(delta, -0.5, 0.5)) / up) / fps)
+        times = np.unique(t0_s + (seg.start + (idx + np.clip(delta, -0.5, 0.5)) / up) / fps)
+        # MSPTDfast analyses overlapping windows and can report one beat twice, a few
+        # samples apart: keep the first of beats closer than any physiological interval.
+        beats.append(times[np.concatenate(([True], np.diff(times) >= _MIN_BEAT_SEPARATION_S))])
     if not beats:
         return np.zeros(0)
     return np.concatenate(beats)

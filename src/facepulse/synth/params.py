@@ -40,6 +40,20 @@ def _check_rgb(name: str, value: Any, lo: float, hi: float) -> None:
         _check_range(name, v, lo, hi)
 
 
+def _normalise_numbers(obj: Any) -> None:
+    """Store ints given for float fields as floats (and lists as tuples), so that equal
+    parameters always serialise to the same JSON bytes."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kind = str(f.type)
+        if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(obj, f.name, float(value))
+        elif kind.startswith("tuple[float") and isinstance(value, (list, tuple)):
+            object.__setattr__(obj, f.name, tuple(
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
+            ))
+
+
 class _Section:
     """Shared validation / (de)serialisation of the parameter sections."""
 
@@ -47,6 +61,7 @@ class _Section:
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def __post_init__(self) -> None:
+        _normalise_numbers(self)
         for name, (lo, hi) in self.RANGES.items():
             _check_range(f"{self.SECTION}.{name}", getattr(self, name), lo, hi)
         self._check()
@@ -340,6 +355,7 @@ class SynthParams:
     codec: CodecParams = field(default_factory=CodecParams)
 
     def __post_init__(self) -> None:
+        _normalise_numbers(self)
         _check_range("duration_s", self.duration_s, 1.0, 3600.0)
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):

@@ -52,6 +52,9 @@ class ModelConfig(_Strict):
     name: str = "physnet"  # a facepulse.models.MODELS name
     params: dict[str, Any] = Field(default_factory=dict)
     normalize: Literal["standardize", "diff", "raw"] = "standardize"
+    init_from: str | None = None  # checkpoint whose model weights start this one (fine-tuning)
+
+    _rel = field_validator("init_from")(lambda cls, v: _relative(v))
 
 
 class LossConfig(_Strict):
@@ -88,6 +91,17 @@ class TrainerConfig(_Strict):
     limit_val_batches: float | int = 1.0
 
 
+class SynthClipsConfig(_Strict):
+    """In-memory synthetic clips (facepulse.synth, no files), e.g. for a quick search."""
+
+    scenario: str = "still"  # a facepulse.synth SCENARIOS name
+    n_train: int = Field(6, ge=1)  # videos per split; each video is its own person
+    n_val: int = Field(2, ge=1)
+    n_test: int = Field(2, ge=0)
+    duration_s: float = Field(10.0, ge=1)
+    seed: int = Field(0, ge=0)
+
+
 class SearchConfig(_Strict):
     """AutoHR differentiable architecture search (facepulse.nas)."""
 
@@ -100,6 +114,10 @@ class SearchConfig(_Strict):
     alpha_lr: float = Field(3e-4, gt=0)
     alpha_weight_decay: float = Field(1e-3, ge=0)
     partial_channels: int = Field(1, ge=1)  # PC-DARTS: 1/k of the channels go through the ops
+    warmup_epochs: int = Field(0, ge=0)  # epochs training weights only before alphas move
+    clip_len: int | None = Field(None, ge=8)  # search on shorter clips than data.clip_len
+    size: int | None = Field(None, ge=8)  # search on smaller frames than data.size
+    synth: SynthClipsConfig | None = None  # set: search on in-memory synthetic clips, not data.*
 
 
 class ContrastiveConfig(_Strict):
@@ -113,6 +131,11 @@ class ContrastiveConfig(_Strict):
     memory_bank: int = Field(0, ge=0)  # 0 = off; else queue length of negative spectra
     saliency: bool = False
     band_bpm: tuple[float, float] = (40.0, 250.0)
+    bank_weight: float = Field(1.0, ge=0)  # weight of the memory-bank negatives
+    pad: Literal["zeros", "edge"] = "zeros"  # frames past the end of a sped-up clip
+    saliency_sparsity: float = Field(0.0, ge=0)  # weight of the saliency entropy loss
+    saliency_temporal: float = Field(0.0, ge=0)  # weight of the saliency frame-to-frame loss
+    saliency_params: dict[str, Any] = Field(default_factory=dict)  # SaliencySampler options
 
 
 class ExperimentConfig(_Strict):

@@ -288,7 +288,10 @@ def result_from_pulse(
     )
 
     beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
-    hrv = hrv_metrics(beat_times_s) if beat_times_s.size >= 3 else _nan_hrv()
+    try:
+        hrv = hrv_metrics(beat_times_s)
+    except SignalTooShortError:  # too few clean beats for HRV; HR is still reported
+        hrv = _nan_hrv()
 
     valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
     bvp_frames = np.interp(timestamps_s, t_uniform, filled)

@@ -17,6 +17,7 @@ from facepulse.errors import FacepulseError
 COMMAND_MODULES = [
     "facepulse.cli.predict_cmd",
     "facepulse.cli.synth_cmd",
+    "facepulse.cli.demo_cmd",
 ]
 
 app = typer.Typer(

@@ -189,8 +189,7 @@ def apply_method(name: str, rgb: np.ndarray, fps: float, **params: object) -> np
             out[seg] = fn(arr[seg], fps, **params)
             done += 1
         except SignalTooShortError as err:
-            if done == 0 and longest_error is None:
-                longest_error = err
+            longest_error = longest_error or err
     if done == 0:
         assert longest_error is not None
         raise longest_error
@@ -205,9 +204,13 @@ def hann_window(length: int) -> np.ndarray:
 def window_samples(window_s: float, fps: float, method: str, *, even: bool = False) -> int:
     """Samples in a window of ``window_s`` seconds at ``fps`` (made even for 50 % overlap
     when ``even``); ConfigError unless ``window_s`` is positive."""
-    if not (isinstance(window_s, int | float) and window_s > 0):
+    try:
+        seconds = float(window_s)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (np.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"{method}: window_s must be a positive number of seconds, got {window_s!r}")
-    length = samples_for(window_s, check_fps(fps))
+    length = samples_for(seconds, check_fps(fps))
     return length + length % 2 if even else length
 
 

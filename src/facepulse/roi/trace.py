@@ -161,13 +161,17 @@ class _Progress:
         self._bar.stop()
 
 
+# Frames decoded ahead while a detection runs: ~3 decodes cover one MediaPipe call.
+_LOOKAHEAD = 4
+
+
 def _tracked_frames(
     source: FrameSource, tracker: FaceTracker, parallel: bool
 ) -> Iterator[tuple[int, float, np.ndarray, Face | None]]:
     """``(index, timestamp_s, frame, face)`` for every frame, in order.
 
-    With ``parallel``, each due detection runs in a worker thread while the following
-    frames (at most ``detect_every - 1``) are decoded and held; the tracker then takes
+    With ``parallel``, each due detection runs in a worker thread while the next few
+    frames (at most ``_LOOKAHEAD - 1``) are decoded and held; the tracker then takes
     the frames in their original order, so the faces are exactly those of the
     sequential loop. Detectors release the GIL while they run (MediaPipe does), so
     decoding and detection overlap on two cores.
@@ -196,11 +200,11 @@ def _tracked_frames(
             for index, (t_s, frame) in enumerate(source):
                 if future is not None:
                     held.append((index, t_s, frame))
-                    if len(held) < tracker.detect_every:
+                    if len(held) < min(tracker.interval, _LOOKAHEAD):
                         continue
                     yield from flush()
                     continue
-                if tracker.needs_detection:
+                if tracker.due(frame):
                     future = pool.submit(tracker.detector.detect, frame)
                     held.append((index, t_s, frame))
                 else:
@@ -221,6 +225,8 @@ def extract_trace(
     detect_every: int = 3,
     select: str | int = "largest",
     smooth: float = 0.5,
+    max_detect_every: int | None = 12,
+    motion_threshold: float | None = 3.0,
     max_gap_s: float = 1.0,
     progress: bool = False,
     roi: str = "skin",
@@ -235,7 +241,9 @@ def extract_trace(
     ----------
     source : a :class:`FrameSource` (or anything :func:`open_video` accepts).
     tracker : a :class:`FaceTracker`; when None one is built from ``detector``,
-        ``detect_every``, ``select`` and ``smooth`` (see :class:`FaceTracker`).
+        ``detect_every``, ``select``, ``smooth``, ``max_detect_every`` and
+        ``motion_threshold`` (see :class:`FaceTracker`): by default detection runs every
+        3 frames while the face moves, stretching to every 12 while it stays still.
     max_gap_s : gaps without a face (or without skin pixels) lasting at most this many
         seconds are linearly interpolated and marked valid (at the start or end of the
         video they hold the nearest value); longer gaps stay NaN and invalid. The ROI
@@ -271,7 +279,14 @@ def extract_trace(
             options = {"max_faces": select + 1} if isinstance(select, int) else {}
             own_detector = make_detector(detector, **options)
             detector = own_detector
-        tracker = FaceTracker(detector, detect_every=detect_every, select=select, smooth=smooth)
+        tracker = FaceTracker(
+            detector,
+            detect_every=detect_every,
+            select=select,
+            smooth=smooth,
+            max_detect_every=max_detect_every,
+            motion_threshold=motion_threshold,
+        )
     else:
         tracker.reset()
 

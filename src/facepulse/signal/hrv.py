@@ -106,6 +106,11 @@ def detect_beats(
             warnings.simplefilter("ignore")  # neurokit2 warns about its own internals
             info = nk.ppg_findpeaks(y_up, sampling_rate=int(round(fs_up)), method="charlton")
         idx = np.asarray(info[key], dtype=np.int64)
+        # Snap to the extremum within +-30 ms: near its window edges MSPTDfast can report
+        # an index a few samples off.
+        reach = max(1, round(0.03 * fs_up))
+        around = np.clip(idx[:, None] + np.arange(-reach, reach + 1)[None, :], 0, len(y_up) - 1)
+        idx = np.unique(around[np.arange(len(idx)), np.argmax(sign * y_up[around], axis=1)])
         idx = idx[(idx > 0) & (idx < len(y_up) - 1)]
         # Sub-sample refinement: parabola through the extremum and its neighbours.
         a, b, c = sign * y_up[idx - 1], sign * y_up[idx], sign * y_up[idx + 1]
@@ -115,7 +120,7 @@ def detect_beats(
         times = np.unique(t0_s + (seg.start + (idx + np.clip(delta, -0.5, 0.5)) / up) / fps)
         # MSPTDfast analyses overlapping windows and can report one beat twice, a few
         # samples apart: keep the first of beats closer than any physiological interval.
-        beats.append(times[np.concatenate(([True], np.diff(times) >= _MIN_BEAT_SEPARATION_S))])
+        beats.append(times[np.diff(times, prepend=-np.inf) >= _MIN_BEAT_SEPARATION_S])
     if not beats:
         return np.zeros(0)
     return np.concatenate(beats)
@@ -217,7 +222,8 @@ def hrv_metrics(
     -------
     dict
         ``n_beats``, ``n_ibi`` (clean intervals used), ``n_ibi_rejected``,
-        ``mean_ibi_ms``, ``mean_hr_bpm``, ``sdnn_ms``, ``rmssd_ms``, ``pnn50_pct`` and
+        ``mean_ibi_ms``, ``mean_hr_bpm``, ``sdnn_ms``, ``rmssd_ms``, ``pnn50_pct`` (NN50
+        over the number of NN intervals, the Task Force / neurokit2 definition) and
         ``lf_hf`` (NaN when the recording is shorter than ``min_lf_hf_duration_s``).
     """
     import neurokit2 as nk

@@ -177,14 +177,6 @@ class Renderer:
             skin = ext(skin.astype(np.uint8)).astype(bool)
 
         planes = optics.reflection_planes(albedo, pulse_map, spec_map, p.optics.pulse_amplitude, p.optics.pulse_rgb)
-        # Premultiplied alpha, with alpha riding along as a 4th channel: one warp per frame.
-        a = alpha[..., None]
-        zero = np.zeros_like(alpha)[..., None]
-        self._planes = optics.ReflectionPlanes(
-            diffuse=np.ascontiguousarray(np.concatenate([planes.diffuse * a, a], axis=2)),
-            pulsatile=np.ascontiguousarray(np.concatenate([planes.pulsatile * a, zero], axis=2)),
-            specular=np.ascontiguousarray(np.concatenate([planes.specular * a, zero], axis=2)),
-        )
         # Only the face region changes over time: update just that window each frame.
         active = (pulse_map > 0) | (spec_map > 1e-4)
         ys, xs = np.nonzero(active)
@@ -194,11 +186,12 @@ class Renderer:
             self._window = (slice(0, 0), slice(0, 0))
         win = self._window
         self._window_planes = optics.ReflectionPlanes(
-            diffuse=np.ascontiguousarray(self._planes.diffuse[win]),
-            pulsatile=np.ascontiguousarray(self._planes.pulsatile[win]),
-            specular=np.ascontiguousarray(self._planes.specular[win]),
+            diffuse=np.ascontiguousarray(planes.diffuse[win]),
+            pulsatile=np.ascontiguousarray(planes.pulsatile[win]),
+            specular=np.ascontiguousarray(planes.specular[win]),
         )
-        self._sprite = self._planes.diffuse.copy()
+        self._sprite = np.ascontiguousarray(planes.diffuse)
+        self._alpha_sprite = np.ascontiguousarray(alpha, dtype=np.float32)
         self._skin_sprite = skin.astype(np.uint8)
         self._centre_sprite = centre_sprite
         self._oval_sprite = asset.oval_xy * k
@@ -250,26 +243,30 @@ class Renderer:
         cam = p.camera
         size = (self.width, self.height)
         noise_rng = stream_rng(self.seed, "noise")
-        light_rgb = np.asarray(p.lighting.light_rgb, dtype=np.float32)
+        light_rgb = np.asarray(p.lighting.light_rgb, dtype=np.float64) * 255.0 * cam.brightness
         window_buf = np.empty_like(self._window_planes.diffuse)
-        one_minus_alpha = np.empty((self.height, self.width, 1), np.float32)
+        last_m = None
         for i in range(self.n_frames):
             optics.reflect(self._window_planes, self._bvp[i], self.truth.specular[i], out=window_buf)
             self._sprite[self._window] = window_buf
             m = self._matrices[i]
-            warped = cv2.warpAffine(self._sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            skin = cv2.warpAffine(self._skin_sprite, m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-            # Composite (premultiplied): face + (1 - alpha) * background.
-            np.subtract(1.0, warped[..., 3:], out=one_minus_alpha)
-            radiance = np.multiply(self.background, one_minus_alpha)
-            radiance += warped[..., :3]
-            gain = light_rgb * np.float32(self.truth.illumination[i])
+            face = cv2.warpAffine(self._sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            if last_m is None or not np.array_equal(m, last_m):  # a still head: warp masks once
+                alpha = cv2.warpAffine(self._alpha_sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                skin = cv2.warpAffine(self._skin_sprite, m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+                one_minus_alpha = np.subtract(np.float32(1.0), alpha)
+                skin_bool = skin.astype(bool)
+                last_m = m
+            # Alpha compositing over the background (Porter & Duff 1984), one OpenCV pass.
+            radiance = cv2.blendLinear(face, self.background, alpha, one_minus_alpha)
             if self._shadow_on:
-                radiance *= self._shadow(i)[..., None]
-            radiance *= gain
-            noise = noise_rng.standard_normal(radiance.shape, dtype=np.float32)
-            frame = optics.expose(radiance, cam.brightness, cam.dn_per_electron, cam.read_noise_dn, noise)
-            yield frame, skin.astype(bool)
+                np.multiply(radiance, self._shadow(i)[..., None], out=radiance)
+            # Light colour x intensity x exposure gain (to DN), per channel.
+            gain = light_rgb * self.truth.illumination[i]
+            radiance = cv2.multiply(radiance, (float(gain[0]), float(gain[1]), float(gain[2]), 0.0))
+            noise = optics.standard_noise(noise_rng, radiance.shape)
+            frame = optics.expose_dn(radiance, cam.dn_per_electron, cam.read_noise_dn, noise)
+            yield frame, skin_bool.copy()
 
 
 def generate_video(params: SynthParams, seed: int = 0) -> SynthVideo:

@@ -3,9 +3,9 @@
 neurokit2's ``ppg_simulate`` only takes one constant heart rate and does not return
 its beat times, so the waveform is built here beat by beat instead: the instantaneous
 HR (trajectory + respiratory sinus arrhythmia + Mayer waves) is integrated into a
-cardiac phase, and a pulse template evaluated at that phase gives the PPG. Beat times
-are the exact instants where the phase crosses each beat's systolic peak, so the PPG,
-the per-frame HR and the beat list are consistent by construction.
+cardiac phase, and a pulse template evaluated at that phase gives the PPG. The per-frame
+HR is the exact phase rate, and the beat times are the systolic maxima of that same
+waveform (located on a 1 kHz grid), so PPG, HR and beats are consistent by construction.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from facepulse.synth.params import HR_MAX_BPM, HR_MIN_BPM, PhysiologyParams
 
 # The phase is integrated on this fine grid; trapezoidal error is O(dt^2) -> < 1e-6 beat.
 _FINE_RATE_HZ = 1000.0
-# Rubins-style sum of Gaussians (amplitude, centre phase, width in phase units):
-# systolic wave, late-systolic shoulder, reflected diastolic wave, diastolic run-off.
-# Tuned so that the foot is at phase 0, the systolic peak at 0.187, the dicrotic notch
-# at 0.391 and the diastolic peak at 0.526 of the beat.
-_TEMPLATE_WAVES = np.array(
-    [[1.00, 0.18, 0.055], [0.35, 0.30, 0.080], [0.40, 0.52, 0.085], [0.16, 0.68, 0.170]]
-)
-_DIASTOLIC_WAVES = np.array([False, False, True, True])
-SYSTOLIC_PHASE = 0.187
+# Rubins-style sum of Gaussians (amplitude, centre phase, width in phase units): early
+# systolic wave, late systolic wave, diastolic (reflected) wave. Fitted by least squares
+# to the mean beat of the contact PPG of UBFC-rPPG subjects 3, 4, 5 and 9 (shared data),
+# with a shallow dicrotic notch imposed: foot at phase ~0, systolic peak at 0.245, notch
+# at 0.55, diastolic peak at 0.635 (height 0.38). Harmonic amplitudes 1 : 0.64 : 0.15 :
+# 0.07 against 1 : 0.58 : 0.17 : 0.05 for those recordings.
+_TEMPLATE_WAVES = np.array([[0.318, 0.1823, 0.0654], [0.6355, 0.3021, 0.1075], [0.3256, 0.6478, 0.1675]])
+_DIASTOLIC_WAVES = np.array([False, False, True])
 
 
 def _wrapped_gaussians(phase: np.ndarray, centres: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -39,14 +38,14 @@ def _wrapped_gaussians(phase: np.ndarray, centres: np.ndarray, widths: np.ndarra
     return out
 
 
-def _template_range() -> tuple[float, float]:
-    grid = np.linspace(0.0, 1.0, 4001)
+def _template_landmarks() -> tuple[float, float, float]:
+    grid = np.linspace(0.0, 1.0, 20001)
     waves = _wrapped_gaussians(grid, _TEMPLATE_WAVES[:, 1], _TEMPLATE_WAVES[:, 2])
     y = waves @ _TEMPLATE_WAVES[:, 0]
-    return float(y.min()), float(y.max())
+    return float(y.min()), float(y.max()), float(grid[np.argmax(y)])
 
 
-_TEMPLATE_MIN, _TEMPLATE_MAX = _template_range()
+_TEMPLATE_MIN, _TEMPLATE_MAX, SYSTOLIC_PHASE = _template_landmarks()
 
 
 def pulse_template(phase: np.ndarray, diastolic_gain: np.ndarray | float = 1.0) -> np.ndarray:
@@ -137,6 +136,27 @@ def band_limited_noise(
     return x / rms if rms > 0 else x
 
 
+def _systolic_peaks_s(fine_t: np.ndarray, phase: np.ndarray, ppg: np.ndarray) -> np.ndarray:
+    """Times of the waveform's systolic maxima, one per beat.
+
+    Beat k's template peak is where the phase equals k + SYSTOLIC_PHASE; amplitude and
+    baseline modulation move the actual maximum by a few ms, so it is searched within
+    +-40 ms (the diastolic peak is >= 100 ms away even at 220 bpm) and refined by a
+    parabola through the three samples around it. Peaks outside the grid are dropped.
+    """
+    k = np.arange(np.ceil(phase[0] - SYSTOLIC_PHASE), np.floor(phase[-1] - SYSTOLIC_PHASE) + 1)
+    centre = np.searchsorted(phase, k + SYSTOLIC_PHASE)
+    half = int(round(0.04 * _FINE_RATE_HZ))
+    idx = centre[:, None] + np.arange(-half, half + 1)[None, :]
+    inside = (idx[:, 0] >= 1) & (idx[:, -1] <= ppg.size - 2)
+    idx = idx[inside]
+    best = idx[np.arange(idx.shape[0]), np.argmax(ppg[idx], axis=1)]
+    y0, y1, y2 = ppg[best - 1], ppg[best], ppg[best + 1]
+    denom = y0 - 2 * y1 + y2
+    shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
+    return fine_t[best] + np.clip(shift, -0.5, 0.5) / _FINE_RATE_HZ
+
+
 @dataclass
 class PulseTruth:
     """Exact physiology on a time axis.
@@ -147,7 +167,7 @@ class PulseTruth:
         falls when it rises (more blood absorbs more light), as in contact PPG.
     hr_bpm : (N,) instantaneous heart rate, 60 x d(phase)/dt (bpm).
     resp : (N,) respiration signal in [-1, 1] (inhalation positive).
-    beat_times_s : (B,) times of the systolic peaks within [t_s[0], t_s[-1]].
+    beat_times_s : (B,) times of the PPG's systolic maxima within [t_s[0], t_s[-1]].
     mean_hr_bpm : (N,) requested HR trajectory before HRV (bpm).
     """
 
@@ -217,15 +237,15 @@ def simulate_physiology(
     gain_fine = np.interp(phase, beat_index, beat_gain)
     dia_fine = np.interp(phase, beat_index, beat_diastolic)
 
-    phase_t = np.interp(t_s, fine_t, phase)
-    resp_t = np.interp(t_s, fine_t, resp)
-    shape = pulse_template(phase_t, np.interp(t_s, fine_t, dia_fine))
-    gain = np.interp(t_s, fine_t, gain_fine) * (1 + params.resp_amplitude * resp_t)
-    ppg = gain * shape + params.resp_baseline * resp_t
+    def waveform(phase_: np.ndarray, dia_: np.ndarray, gain_: np.ndarray, resp_: np.ndarray) -> np.ndarray:
+        gain_ = gain_ * (1 + params.resp_amplitude * resp_)
+        return gain_ * pulse_template(phase_, dia_) + params.resp_baseline * resp_
 
-    # Systolic peak k happens where the phase equals k + SYSTOLIC_PHASE (phase is increasing).
-    k = np.arange(np.ceil(phase[0] - SYSTOLIC_PHASE), np.floor(phase[-1] - SYSTOLIC_PHASE) + 1)
-    beat_times = np.interp(k + SYSTOLIC_PHASE, phase, fine_t)
+    resp_t = np.interp(t_s, fine_t, resp)
+    ppg = waveform(
+        np.interp(t_s, fine_t, phase), np.interp(t_s, fine_t, dia_fine), np.interp(t_s, fine_t, gain_fine), resp_t
+    )
+    beat_times = _systolic_peaks_s(fine_t, phase, waveform(phase, dia_fine, gain_fine, resp))
     if t_s.size:
         beat_times = beat_times[(beat_times >= t_s[0]) & (beat_times <= t_s[-1])]
 

@@ -1,0 +1,77 @@
+"""FIFO queue of normalised spectra from earlier batches: extra negatives for the triplet loss.
+
+He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020
+(MoCo: a queue of earlier keys as negatives), applied to the frequency contrast of
+Gideon & Stent, ICCV 2021: the anchor's spectra are pushed away from the spectra of
+other clips seen recently, on top of its own frequency-shifted negative.
+
+All spectra of one bank share one frequency grid (same view length, FFT length and
+frame rate): training clips are resampled to ``data.fps``, so this holds in practice;
+:meth:`MemoryBank.push` raises InputError otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from facepulse.errors import ConfigError, InputError
+
+
+class MemoryBank(nn.Module):
+    """A fixed-size FIFO queue of (F,) spectra, filled by :meth:`push`, read by :meth:`spectra`.
+
+    Parameters
+    ----------
+    size : K, the number of spectra kept (the oldest are overwritten first).
+
+    The queue lives in non-persistent buffers: it follows the module's device but is
+    not written into checkpoints (it refills within ``K / (B N)`` steps).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        if size < 1:
+            raise ConfigError(f"contrastive memory_bank size must be >= 1, got {size}")
+        self.size = int(size)
+        self.register_buffer("queue", torch.zeros(0), persistent=False)
+        self.register_buffer("fps", torch.zeros(0), persistent=False)
+        self.ptr = 0
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @torch.no_grad()
+    def push(self, spectra: torch.Tensor, fps: float | torch.Tensor) -> None:
+        """Enqueue (M, F) spectra (detached) taken at frame rate ``fps`` (scalar or (M,) equal values)."""
+        if spectra.ndim != 2:
+            raise InputError(f"memory bank: expected spectra (M, F), got shape {tuple(spectra.shape)}")
+        rate = torch.as_tensor(fps, dtype=torch.float64).reshape(-1)
+        if rate.numel() > 1 and bool((rate != rate[0]).any()):
+            raise InputError("memory bank: spectra of one batch come from different frame rates (set data.fps)")
+        rate = rate[:1].to(self.fps.device)
+        if self.queue.numel() == 0:
+            self.queue = torch.zeros(self.size, spectra.shape[1], dtype=spectra.dtype, device=spectra.device)
+            self.fps = rate.to(self.queue.device)
+        if spectra.shape[1] != self.queue.shape[1]:
+            raise InputError(f"memory bank: spectra have {spectra.shape[1]} bins, the queue holds {self.queue.shape[1]}")
+        if not torch.allclose(rate.to(self.fps), self.fps):
+            raise InputError(f"memory bank: frame rate {float(rate[0]):g} differs from the queue's {float(self.fps[0]):g}")
+        spectra = spectra.detach()[-self.size :].to(self.queue)
+        m = spectra.shape[0]
+        idx = (self.ptr + torch.arange(m, device=self.queue.device)) % self.size
+        self.queue[idx] = spectra
+        self.ptr = (self.ptr + m) % self.size
+        self.count = min(self.size, self.count + m)
+
+    def spectra(self) -> torch.Tensor:
+        """(count, F) queued spectra (oldest order not guaranteed); (0, F) or (0,) when empty."""
+        if self.count == 0:
+            return self.queue[:0]
+        return self.queue[: self.count] if self.count < self.size else self.queue
+
+    def reset(self) -> None:
+        """Empty the queue (e.g. between runs)."""
+        self.ptr = 0
+        self.count = 0

@@ -1,0 +1,220 @@
+"""Frequency-contrast training around any registered backbone (Lightning).
+
+Gideon & Stent, "The Way to my Heart is through Contrastive Learning: Remote
+Photoplethysmography from Unlabelled Video", ICCV 2021:
+
+1. anchor: the backbone's pulse ``y_a`` on the clip;
+2. negative: the clip resampled in time by a random ``r`` in ``[resample_min,
+   resample_max]`` (one factor per sample; its pulse moves to ``f * r``), its pulse ``y_n``;
+3. positive: ``y_n`` resampled back by ``1 / r``, which should match ``y_a``;
+4. multi-view triplet loss (:mod:`facepulse.contrastive.triplet`) on N random views of
+   each branch, optionally with memory-bank negatives and the saliency sampler's losses.
+
+Labels are never used for training. Model selection is unsupervised: the validation
+irrelevant power ratio ``val_ipr`` (share of the pulse's power outside the HR band,
+lower is better); ``val_mae_bpm`` is logged as information when the clips carry labels.
+The backbone is ``self.model`` so that checkpoints load like a supervised model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from facepulse.config import ExperimentConfig
+from facepulse.contrastive.memory_bank import MemoryBank
+from facepulse.contrastive.resample import (
+    max_view_len,
+    resample_clips,
+    resample_signals,
+    sample_factors,
+    sample_views,
+    valid_length,
+)
+from facepulse.contrastive.saliency import SaliencyModel, saliency_sparsity, saliency_temporal
+from facepulse.contrastive.triplet import MultiViewTripletLoss, TripletTerms
+from facepulse.errors import ConfigError, InputError
+from facepulse.losses import irrelevant_power_ratio, rfft_psd
+from facepulse.losses.spectral import as_batch_values, band_mask
+from facepulse.models import build_model
+from facepulse.models.normalize import normalize_clip
+
+Batch = Mapping[str, Any]
+
+
+@dataclass
+class Branches:
+    """The three branches of the frequency contrast for a batch of B clips of T frames.
+
+    anchor, negative, positive : (B, T) pulses; only ``negative[b, :negative_len[b]]``
+    comes from real frames (the rest is the backbone's output on padding).
+    factor : (B,) resampling factors r; negative_len : (B,) long.
+    saliency : (2B, T, g, g) saliency maps of anchor and negative clips, or None.
+    """
+
+    anchor: torch.Tensor
+    negative: torch.Tensor
+    positive: torch.Tensor
+    factor: torch.Tensor
+    negative_len: torch.Tensor
+    saliency: torch.Tensor | None = None
+
+
+def frequency_contrast(model: nn.Module, clips: torch.Tensor, factor: torch.Tensor, pad: str = "zeros") -> Branches:
+    """Run the backbone on the clips and on their time-resampled copies (one batched call).
+
+    Gideon & Stent, ICCV 2021 (frequency contrast, Fig. 2).
+
+    Parameters
+    ----------
+    model : backbone, clips (B, C, T, H, W) -> pulse (B, T); a :class:`SaliencyModel`
+        also returns its saliency maps.
+    clips : (B, C, T, H, W) normalised clips.
+    factor : (B,) resampling factors r > 1.
+    pad : padding of the resampled clips past their end (``"zeros"``, ``"edge"``).
+    """
+    t = clips.shape[2]
+    negative_clips = resample_clips(clips, factor, pad=pad)
+    both = torch.cat([clips, negative_clips])
+    saliency = None
+    if isinstance(model, SaliencyModel):
+        out, saliency = model(both, return_saliency=True)
+    else:
+        out = model(both)
+    if out.ndim != 2 or out.shape != (2 * clips.shape[0], t):
+        raise InputError(f"contrastive backbone must return pulses (B, T) = {(2 * clips.shape[0], t)}, got {tuple(out.shape)}")
+    anchor, negative = out.chunk(2)
+    negative_len = valid_length(t, factor)
+    positive = resample_signals(negative, 1.0 / factor, pad="edge", valid_len=negative_len)
+    return Branches(anchor, negative, positive, factor, negative_len, saliency)
+
+
+def peak_hr_bpm(pulse: torch.Tensor, fps: float | torch.Tensor, min_bpm: float = 40.0, max_bpm: float = 180.0) -> torch.Tensor:
+    """(B,) heart rate in bpm at the in-band peak of each pulse's zero-padded periodogram.
+
+    Gideon & Stent, ICCV 2021 (HR = spectral peak of the predicted pulse).
+    """
+    freqs, power = rfft_psd(pulse.detach(), fps, window="hann")
+    power = power * band_mask(freqs, min_bpm / 60.0, max_bpm / 60.0)
+    return torch.gather(freqs, 1, power.argmax(dim=-1, keepdim=True))[:, 0] * 60.0
+
+
+def build_contrastive_model(config: ExperimentConfig) -> nn.Module:
+    """The backbone of ``config.model``; behind a saliency sampler if ``contrastive.saliency``."""
+    model = build_model(config.model.name, **config.model.params)
+    c = config.contrastive
+    if c.saliency and not isinstance(model, SaliencyModel):
+        from facepulse.contrastive.saliency import SaliencySampler
+
+        model = SaliencyModel(model, SaliencySampler(**c.saliency_params))
+    return model
+
+
+def check_config(config: ExperimentConfig) -> None:
+    """ConfigError naming the field when the contrastive settings cannot work together."""
+    c, d = config.contrastive, config.data
+    if not 1.0 < c.resample_min <= c.resample_max:
+        raise ConfigError(
+            f"contrastive.resample_min/max: need 1 < resample_min <= resample_max, got {c.resample_min}, {c.resample_max}"
+        )
+    longest = max_view_len(d.clip_len, c.resample_max)
+    if c.view_len > longest:
+        raise ConfigError(
+            f"contrastive.view_len {c.view_len} > {longest}: a clip of data.clip_len {d.clip_len} frames sped up "
+            f"{c.resample_max:g}x has only {longest} real frames"
+        )
+    if c.memory_bank and c.distance == "mcc":
+        raise ConfigError("contrastive.memory_bank needs distance psd_mse or l1 (it stores spectra), not mcc")
+
+
+def batch_fps(batch: Batch, like: torch.Tensor) -> torch.Tensor:
+    """(B,) frame rates of a batch (``batch["fps"]``: float or (B,))."""
+    if "fps" not in batch:
+        raise InputError("contrastive: batch has no 'fps' field")
+    return as_batch_values(batch["fps"], like.shape[0], like, "fps")
+
+
+class ContrastiveModule(L.LightningModule):
+    """Self-supervised frequency-contrast training of ``config.model`` (see module docstring).
+
+    Batches are dicts with ``"clip"`` (B, 3, T, H, W) pixel values and ``"fps"``;
+    ``"hr_bpm"`` is read only by validation, for information.
+    """
+
+    monitor = "val_ipr"
+    monitor_mode = "min"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__()
+        check_config(config)
+        self.config = config
+        torch.manual_seed(config.seed)  # same config -> same initial weights
+        self.model = build_contrastive_model(config)
+        c = config.contrastive
+        self.loss_fn = MultiViewTripletLoss(c.distance, c.band_bpm[0], c.band_bpm[1], bank_weight=c.bank_weight)
+        self.bank = MemoryBank(c.memory_bank) if c.memory_bank else None
+
+    # ------------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        o = self.config.optim
+        params = self.model.parameters()
+        if o.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+        if o.optimizer == "adam":
+            return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+    # ------------------------------------------------------------------------ steps
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Pulse (B, T) of raw clips (normalised as ``model.normalize`` says)."""
+        return self.model(normalize_clip(clips, self.config.model.normalize))
+
+    def contrast_terms(self, batch: Batch) -> tuple[TripletTerms, Branches, torch.Tensor]:
+        """Triplet terms, branches and frame rates of one batch (no memory-bank update)."""
+        c = self.config.contrastive
+        clips = normalize_clip(batch["clip"], self.config.model.normalize)
+        fps = batch_fps(batch, clips)
+        factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, device=clips.device)
+        br = frequency_contrast(self.model, clips, factor, c.pad)
+        anchor = sample_views(br.anchor, c.n_views, c.view_len)
+        positive = sample_views(br.positive, c.n_views, c.view_len)
+        negative = sample_views(br.negative, c.n_views, c.view_len, br.negative_len)
+        bank = self.bank.spectra() if self.bank is not None and len(self.bank) else None
+        terms = self.loss_fn.terms(anchor, positive, negative, fps, bank)
+        if self.bank is not None:
+            self._pending = (self.loss_fn.spectra(anchor, fps), fps)
+        return terms, br, fps
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        c = self.config.contrastive
+        terms, br, _ = self.contrast_terms(batch)
+        loss = terms.loss.mean()
+        b = br.anchor.shape[0]
+        if br.saliency is not None:
+            sparsity, temporal = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
+            loss = loss + c.saliency_sparsity * sparsity + c.saliency_temporal * temporal
+            self.log("train_saliency_sparsity", sparsity, batch_size=b)
+            self.log("train_saliency_temporal", temporal, batch_size=b)
+        if self.bank is not None:
+            self.bank.push(*self._pending)  # after the loss: a clip is never its own negative
+            self.log("train_bank", terms.bank.mean(), batch_size=b)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
+        self.log("train_pos", terms.positive.mean(), on_epoch=True, batch_size=b)
+        self.log("train_neg", terms.negative.mean(), on_epoch=True, batch_size=b)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        lo, hi = self.config.contrastive.band_bpm
+        clips = normalize_clip(batch["clip"], self.config.model.normalize)
+        pred = self.model(clips)
+        fps = batch_fps(batch, pred)
+        b = pred.shape[0]
+        self.log("val_ipr", irrelevant_power_ratio(pred, fps, lo, hi).mean(), prog_bar=True, batch_size=b)
+        if "hr_bpm" in batch and batch["hr_bpm"] is not None:  # information only, never selection
+            hr = as_batch_values(batch["hr_bpm"], b, pred, "hr_bpm")
+            self.log("val_mae_bpm", (peak_hr_bpm(pred, fps) - hr).abs().mean(), prog_bar=True, batch_size=b)

@@ -1,0 +1,565 @@
+"""Bi-level differentiable architecture search of AutoHR cells (Lightning).
+
+Yu et al., "AutoHR", IEEE SPL 2020 (search with the hybrid loss), optimised as Liu et
+al., "DARTS: Differentiable Architecture Search", ICLR 2019 (Sec. 2.3, Alg. 1):
+
+* weight step: network weights ``w`` descend ``L_train(w, alpha)`` on a training batch
+  (the optimiser of ``config.optim``);
+* architecture step: alphas descend ``L_val(w*, alpha)`` on a validation batch (Adam,
+  ``search.alpha_lr``), with ``w*`` either ``w`` (``order: first``) or one virtual SGD
+  step ``w' = w - xi grad_w L_train`` (``order: second``, ``xi`` = the current weight
+  learning rate), whose Hessian-vector product is approximated by finite differences
+  (DARTS eq. 7-8).
+
+The weight step only writes gradients of (and updates) the weights, the architecture
+step only those of the alphas; the architecture step also leaves BatchNorm running
+statistics as they were. Every step is batch-vectorised.
+
+Outputs in ``config.run_dir``: ``checkpoints/last.ckpt`` (each epoch: weights, alphas,
+optimiser and scheduler states, RNG states; a rerun resumes from it), ``alphas.jsonl``
+(one line per epoch: alphas, op weights, genotype), ``genotype_epochNN.json``, and at the
+end ``genotype.json`` + ``genotype.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from facepulse.config import DataConfig, ExperimentConfig, SynthClipsConfig, save_config
+from facepulse.errors import ConfigError, InputError
+from facepulse.losses import build_loss
+from facepulse.losses.spectral import hr_bins_bpm, torch_psd
+from facepulse.models.genotype import Genotype
+from facepulse.models.normalize import normalize_clip
+from facepulse.nas.derive import supernet_genotype
+from facepulse.nas.draw import draw_genotype
+from facepulse.nas.supernet import Supernet
+
+Batch = Mapping[str, Any]
+LossFn = Callable[[], torch.Tensor]
+
+#: Finite-difference step of the Hessian-vector product, relative to ||dw|| (DARTS: 0.01).
+FD_RADIUS = 0.01
+
+
+# ============================================================================ data
+class SynthClips(Dataset):
+    """Clips cut from in-memory synthetic videos (:mod:`facepulse.synth`), with labels.
+
+    Item: ``{"clip": (3, T, H, W) float32 pixel values 0..255, "ppg": (T,) float32,
+    "fps": float, "hr_bpm": float (mean HR over the clip), "video": int}``.
+    """
+
+    def __init__(self, clips: np.ndarray, ppg: np.ndarray, hr_bpm: np.ndarray, video: np.ndarray, fps: float):
+        self.clips = torch.from_numpy(clips)  # (N, 3, T, H, W) uint8
+        self.ppg = torch.from_numpy(ppg.astype(np.float32))
+        self.hr_bpm = torch.from_numpy(hr_bpm.astype(np.float32))
+        self.video = torch.from_numpy(video)
+        self.fps = float(fps)
+
+    def __len__(self) -> int:
+        return self.clips.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "clip": self.clips[i].float(),
+            "ppg": self.ppg[i],
+            "fps": self.fps,
+            "hr_bpm": self.hr_bpm[i],
+            "video": self.video[i],
+        }
+
+
+def _render_clips(seeds: Sequence[int], synth: SynthClipsConfig, data: DataConfig) -> SynthClips:
+    """Render the videos of ``seeds`` and cut them into labelled clips."""
+    import cv2
+
+    from facepulse.synth import SynthParams, generate_video, sample_params
+    from facepulse.synth.params import CameraParams
+
+    # The renderer's smallest frame is 32 px; the face fills most of it (like a face crop).
+    render = max(32, data.size + data.size % 2)
+    base = SynthParams(
+        duration_s=synth.duration_s,
+        camera=CameraParams(width=render, height=render, fps=data.fps, exposure_s=min(0.01, 1 / data.fps),
+                            face_height_frac=0.8),
+    )
+    n_frames = base.n_frames
+    if n_frames < data.clip_len:
+        raise ConfigError(
+            f"search.synth.duration_s {synth.duration_s:g} s gives {n_frames} frames < data.clip_len {data.clip_len}"
+        )
+    starts = range(0, n_frames - data.clip_len + 1, data.clip_stride)
+    clips, ppgs, hrs, vids = [], [], [], []
+    for seed in seeds:
+        video = generate_video(sample_params(synth.scenario, seed=seed, base=base), seed=seed)
+        frames = video.frames
+        if render != data.size:
+            frames = np.stack([cv2.resize(f, (data.size, data.size), interpolation=cv2.INTER_AREA) for f in frames])
+        chw = np.ascontiguousarray(frames.transpose(3, 0, 1, 2))  # (3, T, H, W)
+        for s in starts:
+            clips.append(chw[:, s : s + data.clip_len])
+            ppgs.append(video.ppg[s : s + data.clip_len])
+            hrs.append(float(video.hr_bpm[s : s + data.clip_len].mean()))
+            vids.append(seed)
+    return SynthClips(np.stack(clips), np.stack(ppgs), np.array(hrs), np.array(vids), data.fps)
+
+
+def synthetic_splits(synth: SynthClipsConfig, data: DataConfig) -> dict[str, SynthClips]:
+    """Train / val / test clips from disjoint synthetic videos (one person per video).
+
+    Video seeds are ``synth.seed + k`` for consecutive ``k`` (train first, then val, then
+    test), so the same config always gives the same clips.
+    """
+    sizes = {"train": synth.n_train, "val": synth.n_val, "test": synth.n_test}
+    out: dict[str, SynthClips] = {}
+    first = synth.seed
+    for split, n in sizes.items():
+        if n:
+            out[split] = _render_clips(range(first, first + n), synth, data)
+        first += n
+    return out
+
+
+class SearchData(L.LightningDataModule):
+    """Train and validation clips for the search: in-memory synthetic (``search.synth``)
+    or the project's clip data module over ``config.data``."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._train: Dataset | None = None
+        self._val: Dataset | None = None
+        self._delegate: L.LightningDataModule | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is not None or self._delegate is not None:
+            return
+        if self.config.search.synth is not None:
+            splits = synthetic_splits(self.config.search.synth.model_copy(update={"n_test": 0}), self.config.data)
+            self._train, self._val = splits["train"], splits["val"]
+            return
+        try:
+            from facepulse.train.data import ClipDataModule
+        except ModuleNotFoundError as err:
+            raise ConfigError(
+                "search: the dataset clip pipeline (facepulse.train.data) is not available; set search.synth"
+            ) from err
+        self._delegate = ClipDataModule(self.config)
+        self._delegate.setup("fit")
+
+    def train_dataloader(self) -> DataLoader:
+        if self._delegate is not None:
+            return self._delegate.train_dataloader()
+        gen = torch.Generator().manual_seed(self.config.seed)
+        return DataLoader(self._train, batch_size=self.config.optim.batch_size, shuffle=True, drop_last=True,
+                          generator=gen)
+
+    def val_dataloader(self) -> DataLoader:
+        if self._delegate is not None:
+            return self._delegate.val_dataloader()
+        gen = torch.Generator().manual_seed(self.config.seed + 1)
+        # shuffled: the architecture step draws its batches from this loader
+        return DataLoader(self._val, batch_size=self.config.optim.batch_size, shuffle=True, drop_last=True,
+                          generator=gen)
+
+
+# ==================================================================== step maths
+def _fps_hr(batch: Batch, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    b = like.shape[0]
+    fps = torch.as_tensor(batch["fps"], dtype=like.dtype, device=like.device).reshape(-1).expand(b)
+    hr = torch.as_tensor(batch["hr_bpm"], dtype=like.dtype, device=like.device).reshape(-1)
+    return fps, hr
+
+
+def pulse_loss(model: nn.Module, batch: Batch, loss_fn: nn.Module, normalize: str = "standardize") -> torch.Tensor:
+    """Loss of ``model`` on a batch ``{"clip": (B, 3, T, H, W), "ppg": (B, T), "fps", "hr_bpm"}``."""
+    clip = normalize_clip(batch["clip"], normalize)
+    pred = model(clip)
+    ppg = batch["ppg"].to(pred.dtype)
+    fps, hr = _fps_hr(batch, pred)
+    return loss_fn(pred, ppg, fps=fps, hr_bpm=hr)
+
+
+@contextmanager
+def frozen_buffers(model: nn.Module) -> Iterator[None]:
+    """Restore every buffer (BatchNorm running statistics) on exit."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
+
+
+def _flat_grads(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+
+
+def second_order_alpha_grads(
+    weights: Sequence[nn.Parameter],
+    alphas: Sequence[nn.Parameter],
+    train_loss: LossFn,
+    val_loss: LossFn,
+    xi: float,
+    weight_decay: float = 0.0,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradient of the unrolled validation loss w.r.t. the alphas (DARTS eq. 7-8).
+
+    Liu et al., DARTS, ICLR 2019: ``grad_a L_val(w', a) - xi * H dw`` with
+    ``w' = w - xi (grad_w L_train(w, a) + weight_decay w)``, ``dw = grad_w' L_val(w', a)``
+    and ``H dw ~ (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)``,
+    ``w+- = w +- eps dw``, ``eps = 0.01 / ||dw||``.
+
+    The weights are modified in place during the computation and restored bit-exactly;
+    no ``.grad`` is written. Returns the alpha gradients and the validation loss at ``w'``.
+    """
+    weights, alphas = list(weights), list(alphas)
+    backup = [w.detach().clone() for w in weights]
+    try:
+        g_train = _flat_grads(torch.autograd.grad(train_loss(), weights, allow_unused=True), weights)
+        with torch.no_grad():
+            for w, g in zip(weights, g_train, strict=True):
+                w.sub_(xi * (g + weight_decay * w))
+        loss_val = val_loss()
+        grads = _flat_grads(torch.autograd.grad(loss_val, alphas + weights, allow_unused=True), alphas + weights)
+        g_alpha, dw = grads[: len(alphas)], grads[len(alphas) :]
+        norm = torch.sqrt(sum((d * d).sum() for d in dw))
+        eps = FD_RADIUS / (norm + 1e-12)
+
+        def alpha_grads_at(sign: float) -> list[torch.Tensor]:
+            with torch.no_grad():
+                for w, w0, d in zip(weights, backup, dw, strict=True):
+                    w.copy_(w0 + sign * eps * d)
+            return _flat_grads(torch.autograd.grad(train_loss(), alphas, allow_unused=True), alphas)
+
+        g_plus, g_minus = alpha_grads_at(1.0), alpha_grads_at(-1.0)
+        out = [ga - xi * (gp - gm) / (2 * eps) for ga, gp, gm in zip(g_alpha, g_plus, g_minus, strict=True)]
+        return out, loss_val.detach()
+    finally:
+        with torch.no_grad():
+            for w, w0 in zip(weights, backup, strict=True):
+                w.copy_(w0)
+
+
+def predicted_hr_bpm(pred: torch.Tensor, fps: torch.Tensor, min_bpm: float = 40.0, max_bpm: float = 180.0):
+    """Spectral-peak heart rate ``(B,)`` bpm of pulses ``(B, T)`` on a 1-bpm grid (Hann window)."""
+    bins = hr_bins_bpm(min_bpm, max_bpm, 1.0).to(pred)
+    psd = torch_psd(pred, fps, bins / 60.0, window="hann")
+    return bins[psd.argmax(dim=-1)]
+
+
+# ================================================================ lightning module
+def _to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class SearchModule(L.LightningModule):
+    """The search as a LightningModule (manual optimisation, two optimisers).
+
+    Each training step takes a training batch and draws the next batch of the
+    datamodule's validation loader (cycling) for the architecture step; from epoch
+    ``search.warmup_epochs`` on it does the architecture step, then always the weight
+    step. ``validation_step`` logs the supernet's ``val_loss`` and ``val_mae_bpm``.
+    """
+
+    monitor = "val_mae_bpm"
+    monitor_mode = "min"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.config = config
+        s = config.search
+        torch.manual_seed(config.seed)  # same config -> same initial weights and alphas
+        self.model = Supernet(
+            channels=s.channels,
+            n_blocks=s.n_blocks,
+            n_intermediate=s.n_intermediate,
+            op_names=s.ops,
+            shared_alphas=s.shared_alphas,
+            partial_channels=s.partial_channels,
+        )
+        self.loss_fn = build_loss(config.loss.name, **config.loss.params)
+        self._val_iter: Iterator[Batch] | None = None
+
+    # ------------------------------------------------------------------- optimisers
+    def configure_optimizers(self):
+        o, s = self.config.optim, self.config.search
+        weights = self.model.weight_parameters()
+        if o.optimizer == "sgd":
+            w_opt = torch.optim.SGD(weights, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+        elif o.optimizer == "adam":
+            w_opt = torch.optim.Adam(weights, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            w_opt = torch.optim.AdamW(weights, lr=o.lr, weight_decay=o.weight_decay)
+        # DARTS: Adam with beta1 = 0.5 for the architecture weights
+        a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=s.alpha_lr, betas=(0.5, 0.999),
+                                 weight_decay=s.alpha_weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=o.max_epochs, eta_min=o.lr * 1e-2)
+        return [w_opt, a_opt], [sched]
+
+    # ------------------------------------------------------------------------ data
+    def _shrink(self, batch: Batch) -> dict[str, Any]:
+        """Search-time clip length / frame size (``search.clip_len`` / ``search.size``)."""
+        s = self.config.search
+        out = dict(batch)
+        clip = out["clip"]
+        if s.clip_len is not None and s.clip_len < clip.shape[2]:
+            out["clip"] = clip = clip[:, :, : s.clip_len]
+            out["ppg"] = out["ppg"][:, : s.clip_len]
+        if s.size is not None and (clip.shape[3], clip.shape[4]) != (s.size, s.size):
+            b, c, t, h, w = clip.shape
+            frames = clip.float().transpose(1, 2).reshape(b * t, c, h, w)
+            frames = F.interpolate(frames, size=(s.size, s.size), mode="area")
+            out["clip"] = frames.reshape(b, t, c, s.size, s.size).transpose(1, 2)
+        return out
+
+    def _next_val_batch(self) -> dict[str, Any]:
+        dm = self.trainer.datamodule
+        if dm is None:
+            raise ConfigError("search: needs a datamodule with a val_dataloader for the architecture step")
+        if self._val_iter is None:
+            self._val_iter = iter(dm.val_dataloader())
+        try:
+            batch = next(self._val_iter)
+        except StopIteration:
+            self._val_iter = iter(dm.val_dataloader())
+            try:
+                batch = next(self._val_iter)
+            except StopIteration:
+                raise InputError("search: the validation split has no full batch of clips") from None
+        return self._shrink(_to_device(batch, self.device))
+
+    # ----------------------------------------------------------------------- steps
+    def _loss(self, batch: Batch) -> torch.Tensor:
+        return pulse_loss(self.model, batch, self.loss_fn, self.config.model.normalize)
+
+    def architecture_step(self, train_batch: Batch, val_batch: Batch) -> torch.Tensor:
+        """One alpha update on ``val_batch`` (first or second order); weights untouched."""
+        _, a_opt = self.optimizers()
+        a_opt = a_opt.optimizer  # the raw optimiser: alpha steps must not count as trainer steps
+        alphas = self.model.arch_parameters()
+        a_opt.zero_grad(set_to_none=True)
+        with frozen_buffers(self.model):
+            if self.config.search.order == "first":
+                loss = self._loss(val_batch)
+                loss.backward(inputs=alphas)
+            else:
+                w_opt = self.optimizers()[0]
+                group = w_opt.optimizer.param_groups[0]
+                grads, loss = second_order_alpha_grads(
+                    self.model.weight_parameters(), alphas,
+                    train_loss=lambda: self._loss(train_batch), val_loss=lambda: self._loss(val_batch),
+                    xi=group["lr"], weight_decay=group.get("weight_decay", 0.0),
+                )
+                for a, g in zip(alphas, grads, strict=True):
+                    a.grad = g
+        a_opt.step()
+        a_opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def weight_step(self, batch: Batch) -> torch.Tensor:
+        """One weight update on ``batch``; alphas untouched (no gradient written to them)."""
+        w_opt, _ = self.optimizers()
+        w_opt.zero_grad(set_to_none=True)
+        loss = self._loss(batch)
+        self.manual_backward(loss, inputs=self.model.weight_parameters())
+        if self.config.optim.gradient_clip:
+            self.clip_gradients(w_opt, gradient_clip_val=self.config.optim.gradient_clip,
+                                gradient_clip_algorithm="norm")
+        w_opt.step()
+        w_opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        batch = self._shrink(batch)
+        if self.current_epoch >= self.config.search.warmup_epochs:
+            loss_a = self.architecture_step(batch, self._next_val_batch())
+            self.log("loss_arch", loss_a, prog_bar=True, on_step=True, on_epoch=True,
+                     batch_size=batch["clip"].shape[0])
+        loss_w = self.weight_step(batch)
+        self.log("loss_weights", loss_w, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=batch["clip"].shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        batch = self._shrink(batch)
+        clip = normalize_clip(batch["clip"], self.config.model.normalize)
+        pred = self.model(clip)
+        fps, hr = _fps_hr(batch, pred)
+        loss = self.loss_fn(pred, batch["ppg"].to(pred.dtype), fps=fps, hr_bpm=hr)
+        mae = (predicted_hr_bpm(pred, fps) - hr).abs().mean()
+        b = clip.shape[0]
+        self.log("val_loss", loss, prog_bar=True, batch_size=b)
+        self.log("val_mae_bpm", mae, prog_bar=True, batch_size=b)
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["facepulse_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
+        checkpoint["facepulse_search"] = {"op_names": list(self.model.op_names)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("facepulse_search", {}).get("op_names")
+        if saved is not None and list(saved) != list(self.model.op_names):
+            raise ConfigError(f"search checkpoint was made with ops {saved}, config has {list(self.model.op_names)}")
+        rng = checkpoint.get("facepulse_rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+    def configure_callbacks(self):
+        return [AlphaLogger(self.config.run_dir)]
+
+    def genotype(self) -> Genotype:
+        """The genotype of the current alphas (see :mod:`facepulse.nas.derive`)."""
+        return supernet_genotype(self.model)
+
+
+# ===================================================================== callbacks
+class AlphaLogger(L.Callback):
+    """Per epoch: one line of ``alphas.jsonl`` + ``genotype_epochNN.json``; at the end
+    ``genotype.json`` and ``genotype.png``. Lines of epochs that a resumed run redoes
+    are dropped first, so the history has each epoch once."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    @property
+    def history_path(self) -> Path:
+        return self.run_dir / "alphas.jsonl"
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: SearchModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lines = read_alpha_history(self.history_path) if self.history_path.is_file() else []
+        keep = [rec for rec in lines if rec["epoch"] < trainer.current_epoch]
+        self.history_path.write_text("".join(json.dumps(rec) + "\n" for rec in keep))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: SearchModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        model = pl_module.model
+        geno = pl_module.genotype()
+        epoch = trainer.current_epoch
+        record = {
+            "epoch": epoch,
+            "op_names": list(model.op_names),
+            "alphas": model.alphas.detach().cpu().tolist(),
+            "weights": model.op_weights().detach().cpu().tolist(),
+            "genotype": geno.to_dict(),
+        }
+        with self.history_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        geno.save(self.run_dir / f"genotype_epoch{epoch:02d}.json")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: SearchModule) -> None:
+        if trainer.is_global_zero:
+            write_genotype(pl_module.genotype(), self.run_dir)
+
+
+def read_alpha_history(path: str | Path) -> list[dict[str, Any]]:
+    """The records of an ``alphas.jsonl`` file (InputError naming a bad line)."""
+    path = Path(path)
+    records = []
+    for k, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: line {k} is not valid JSON") from None
+    return records
+
+
+def write_genotype(genotype: Genotype, run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``genotype.json`` and ``genotype.png`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return genotype.save(run_dir / "genotype.json"), draw_genotype(genotype, run_dir / "genotype.png")
+
+
+# ========================================================================= runner
+@dataclass
+class SearchResult:
+    """What :func:`run_search` produced."""
+
+    genotype: Genotype
+    run_dir: Path
+    genotype_path: Path
+    png_path: Path
+    checkpoint: Path
+    resumed_from_epoch: int | None
+
+
+def run_search(config: ExperimentConfig, progress: bool = True, resume: bool = True) -> SearchResult:
+    """Run (or resume) the architecture search of ``config``; see the module docstring.
+
+    ``config.optim.max_epochs`` search epochs; weights and alphas as in
+    :class:`SearchModule`. With ``resume`` and ``run_dir/checkpoints/last.ckpt``
+    present, training continues from it (a finished search just rewrites the outputs).
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    run_dir = config.run_dir
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = last if resume and last.is_file() else None
+    resumed = None
+    if ckpt_path is not None:
+        resumed = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["epoch"]) + 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = SearchModule(config)
+    data = SearchData(config)
+    t = config.trainer
+    trainer = L.Trainer(
+        max_epochs=config.optim.max_epochs,
+        max_steps=config.optim.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=t.precision,
+        limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        default_root_dir=run_dir,
+        logger=CSVLogger(run_dir, name="logs", version=""),
+        # saved after the epoch's alpha log and scheduler step (monitoring callbacks run last)
+        callbacks=[
+            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1,
+                            save_on_train_epoch_end=True)
+        ],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    geno = module.genotype()
+    json_path, png_path = write_genotype(geno, run_dir)
+    return SearchResult(geno, run_dir, json_path, png_path, last, resumed)

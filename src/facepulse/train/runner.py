@@ -1,0 +1,189 @@
+"""Run one experiment with Lightning: ``facepulse train --config FILE.yaml``.
+
+The run directory ``<out_dir>/<name>/`` holds::
+
+    config.yaml   the full experiment (what was run)
+    last.ckpt     the latest state (weights, optimiser, loops), rewritten every epoch
+    best.ckpt     the epoch with the best validation metric (val_mae_bpm by default)
+    logs/         CSV metrics (and TensorBoard events when tensorboard is installed)
+
+Re-running the same config resumes from ``last.ckpt`` (e.g. after the process was
+killed) and continues exactly as the uninterrupted run would have; ``resume=False``
+starts over. Multi-GPU / multi-node training goes through ``config.trainer``
+(``devices``, ``num_nodes``, ``strategy: ddp``, ``precision: bf16-mixed``): see
+docs/training.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facepulse.config import ExperimentConfig, save_config
+
+CONFIG_FILE = "config.yaml"
+LAST_CKPT = "last.ckpt"
+BEST_CKPT = "best.ckpt"
+CHECKPOINT_KEY = "facepulse"  # checkpoint entry holding the experiment (for inference)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_experiment` returns.
+
+    run_dir : the run directory; best_ckpt / last_ckpt : checkpoint paths (best may be
+    None when no validation ran); best_score : best value of ``monitor``;
+    monitor : the metric name; epochs : epochs completed; resumed : whether it resumed;
+    trainer / module : the Lightning objects (for inspection in Python).
+    """
+
+    run_dir: Path
+    best_ckpt: Path | None
+    last_ckpt: Path | None
+    best_score: float | None
+    monitor: str
+    epochs: int
+    resumed: bool
+    trainer: Any = None
+    module: Any = None
+
+
+def _config_callback(config: ExperimentConfig):
+    import lightning as L
+
+    class ExperimentInCheckpoint(L.Callback):
+        """Stores the experiment and the training kind in every checkpoint, so a checkpoint
+        alone is enough to rebuild the model for inference (facepulse.models.inference)."""
+
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+            checkpoint[CHECKPOINT_KEY] = {"config": config.model_dump(mode="json"), "kind": config.kind}
+
+    return ExperimentInCheckpoint()
+
+
+def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any] = (), progress: bool | None = None):
+    """The ``lightning.Trainer`` of an experiment: checkpoints, early stopping, loggers."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    t, o = config.trainer, config.optim
+    run_dir = config.run_dir
+    monitor = getattr(module, "monitor", "val_mae_bpm")
+    mode = getattr(module, "monitor_mode", "min")
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir,
+        filename=Path(BEST_CKPT).stem,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,  # best.ckpt / last.ckpt, overwritten in place
+    )
+    all_callbacks: list[Any] = [checkpoint, _config_callback(config)]
+    if t.early_stopping_patience is not None:
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
+    all_callbacks.extend(callbacks)
+    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") is not None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version=""))
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty()
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_epochs=o.max_epochs,
+        max_steps=o.max_steps,
+        gradient_clip_val=o.gradient_clip,
+        log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=t.val_check_interval,
+        limit_val_batches=t.limit_val_batches,
+        callbacks=all_callbacks,
+        logger=loggers,
+        default_root_dir=run_dir,
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        # deterministic kernels are free on CPU; on GPUs some 3D ops have none (warn only)
+        deterministic=True if t.accelerator == "cpu" else "warn",
+        # the datamodule's SeededSampler shards the clips over DDP ranks itself
+        use_distributed_sampler=False,
+    )
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    resume: bool = True,
+    *,
+    datamodule: Any = None,
+    callbacks: Sequence[Any] = (),
+    progress: bool | None = None,
+) -> RunResult:
+    """Train ``config`` (any registered ``config.kind``) and return where the checkpoints are.
+
+    Parameters
+    ----------
+    config : the experiment.
+    resume : continue from ``<run_dir>/last.ckpt`` when it exists (else start fresh).
+    datamodule : a LightningDataModule to use instead of the
+        :class:`facepulse.train.data.ClipDataModule` of ``config`` (e.g. in-memory clips).
+    callbacks : extra Lightning callbacks.
+    progress : show progress bars (default: when stderr is a terminal).
+    """
+    import lightning as L
+
+    from facepulse.train.tasks import get_task
+
+    run_dir = config.run_dir
+    last = run_dir / LAST_CKPT
+    resumed = bool(resume and last.is_file())
+    if not resume:
+        # a fresh start must not pick up the old run's files
+        for name in (LAST_CKPT, BEST_CKPT):
+            (run_dir / name).unlink(missing_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    builder = get_task(config.kind)
+    module = builder(config)
+    if datamodule is None:
+        datamodule = _default_datamodule(config, module)
+    trainer = build_trainer(config, module, callbacks, progress)
+    if trainer.is_global_zero:
+        save_config(config, run_dir / CONFIG_FILE)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    score = ckpt_cb.best_model_score if ckpt_cb is not None else None
+    best_score = float(score) if score is not None and math.isfinite(float(score)) else None
+    return RunResult(
+        run_dir=run_dir,
+        best_ckpt=best,
+        last_ckpt=last if last.is_file() else None,
+        best_score=best_score,
+        monitor=getattr(module, "monitor", "val_mae_bpm"),
+        epochs=trainer.current_epoch,
+        resumed=resumed,
+        trainer=trainer,
+        module=module,
+    )
+
+
+def _default_datamodule(config: ExperimentConfig, module: Any) -> Any:
+    """The module's own data (``module.configure_datamodule()``, see facepulse.train.tasks),
+    else the clips of ``config.data``."""
+    own = getattr(module, "configure_datamodule", None)
+    if callable(own):
+        return own()
+    from facepulse.train.data import ClipDataModule
+
+    return ClipDataModule(config)

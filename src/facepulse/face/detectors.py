@@ -140,6 +140,7 @@ class MediaPipeFaceMesh:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import mediapipe as mp
 
+        self.max_faces = int(max_faces)
         self.max_side = max_side
         self._quiet = quiet
         self._warmed_up = False

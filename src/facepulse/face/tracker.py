@@ -31,7 +31,8 @@ class FaceTracker:
     detector : a :class:`FaceDetector`, or a ``DETECTORS`` name (``"auto"``, ``"mediapipe"``,
         ``"haar"``).
     detect_every : run the detector on every ``detect_every``-th frame (and on every frame
-        while no face is held); frames in between reuse the held face.
+        while no face is held); frames in between reuse the held face. This is the
+        interval while the face moves; see ``max_detect_every`` for still faces.
     select : ``"largest"`` (the face with the largest box), or an int ``k`` for the k-th
         largest (0 = largest). With fewer than ``k + 1`` faces, no face is returned.
     smooth : weight of the previous face in the exponential smoothing of each new
@@ -39,7 +40,8 @@ class FaceTracker:
     max_detect_every : when larger than ``detect_every``, the interval doubles after each
         detection that finds the face where the previous one did (within ``still_frac``
         of its width), up to this many frames, and drops back to ``detect_every`` as soon
-        as the face moves. None keeps the interval fixed at ``detect_every``.
+        as the face moves (or ``motion_threshold`` sees it move). None keeps the interval
+        fixed at ``detect_every``.
     motion_threshold : on frames between detections, a mean absolute change larger than
         this (8-bit levels) in a 16x16 green-channel thumbnail of the held face box
         triggers a detection on that frame; about 2 levels is a 1-pixel shift of a face.
@@ -62,7 +64,7 @@ class FaceTracker:
         select: str | int = "largest",
         smooth: float = 0.5,
         *,
-        max_detect_every: int | None = None,
+        max_detect_every: int | None = 12,
         motion_threshold: float | None = 3.0,
         still_frac: float = 0.02,
         reset_frac: float = 0.25,
@@ -77,6 +79,12 @@ class FaceTracker:
             detector = make_detector(detector, **options)
         if not isinstance(detector, FaceDetector):
             raise ConfigError(f"face tracker: {detector!r} has no name/detect(frame_rgb)")
+        max_faces = getattr(detector, "max_faces", None)
+        if isinstance(select, int) and max_faces is not None and select >= max_faces:
+            raise ConfigError(
+                f"face tracker: select={select} needs a detector that reports {select + 1} faces, "
+                f"but {detector.name} reports at most {max_faces} (pass max_faces={select + 1})"
+            )
         if int(detect_every) < 1:
             raise ConfigError(f"face tracker: detect_every must be >= 1, got {detect_every}")
         if max_detect_every is not None and int(max_detect_every) < int(detect_every):

@@ -165,16 +165,14 @@ class SearchData(L.LightningDataModule):
         if self._delegate is not None:
             return self._delegate.train_dataloader()
         gen = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(self._train, batch_size=self.config.optim.batch_size, shuffle=True, drop_last=True,
-                          generator=gen)
+        return DataLoader(self._train, batch_size=self.config.optim.batch_size, shuffle=True, generator=gen)
 
     def val_dataloader(self) -> DataLoader:
         if self._delegate is not None:
             return self._delegate.val_dataloader()
         gen = torch.Generator().manual_seed(self.config.seed + 1)
         # shuffled: the architecture step draws its batches from this loader
-        return DataLoader(self._val, batch_size=self.config.optim.batch_size, shuffle=True, drop_last=True,
-                          generator=gen)
+        return DataLoader(self._val, batch_size=self.config.optim.batch_size, shuffle=True, generator=gen)
 
 
 # ==================================================================== step maths
@@ -342,7 +340,7 @@ class SearchModule(L.LightningModule):
             try:
                 batch = next(self._val_iter)
             except StopIteration:
-                raise InputError("search: the validation split has no full batch of clips") from None
+                raise InputError("search: the validation split has no clips for the architecture step") from None
         return self._shrink(_to_device(batch, self.device))
 
     # ----------------------------------------------------------------------- steps

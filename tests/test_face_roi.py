@@ -92,6 +92,32 @@ def test_registry_and_protocol():
         make_detector("haar", no_such_option=1)
 
 
+def test_auto_falls_back_to_haar_with_a_warning(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
+    with pytest.warns(RuntimeWarning, match="Haar"):
+        detector = make_detector("auto")
+    assert detector.name == "haar"
+
+
+def test_mediapipe_start_up_is_quiet_and_downscaling_maps_back(capfd):
+    frame = _frame_at(VITALLENS / "sample_video_2.mp4", 30)
+    capfd.readouterr()
+    full = make_detector("mediapipe", static=True, max_side=None)
+    small = make_detector("mediapipe", static=True, max_side=384)
+    faces_full, faces_small = full.detect(frame), small.detect(frame)
+    full.close()
+    small.close()
+    err = capfd.readouterr().err
+    assert "inference_feedback_manager" not in err and "XNNPACK" not in err, err
+    assert len(faces_full) == len(faces_small) == 1
+    # Same face at full resolution either way (to within the coarser model input).
+    error_px = np.abs(faces_full[0].landmarks_xy - faces_small[0].landmarks_xy)
+    assert np.median(error_px) < 3.0
+    assert faces_full[0].landmarks_xy[:, 0].max() > 300  # pixels, not normalised units
+
+
 # ---------------------------------------------------------------------------- tracker
 
 
@@ -420,7 +446,8 @@ class FirstSeconds(FrameSource):
         self.source = source
         self.seconds = seconds
         n = int(np.ceil(seconds * source.info.fps))
-        self.info = VideoInfo(source.info.path, source.info.fps, n, source.info.width, source.info.height, seconds)
+        info = source.info
+        self.info = VideoInfo(info.path, info.fps, n, info.width, info.height, seconds)
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
         return itertools.takewhile(lambda item: item[0] < self.seconds, iter(self.source))

@@ -241,7 +241,8 @@ def test_damaged_mid_stream_keeps_decoded_frames_and_warns(tmp_path, damage):
         data = data[: len(data) // 2]
     else:
         middle = len(data) // 2
-        data[middle : middle + 2000] = np.random.default_rng(2).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+        noise = np.random.default_rng(2).integers(0, 256, 2000, dtype=np.uint8)
+        data[middle : middle + 2000] = noise.tobytes()
     path.write_bytes(bytes(data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -201,7 +201,8 @@ def test_pulse_only_on_skin_and_strongest_in_green():
 
 def test_motion_moves_face_and_its_skin_mask():
     params = dataclasses.replace(
-        _still(duration_s=4.0), motion=MotionParams(translation_rms_frac=0.08, rotation_rms_deg=5, slow_band_hz=(0.2, 2.0))
+        _still(duration_s=4.0),
+        motion=MotionParams(translation_rms_frac=0.08, rotation_rms_deg=5, slow_band_hz=(0.2, 2.0)),
     )
     video = generate_video(params, seed=4)
     boxes = video.truth.face_boxes_xyxy
@@ -383,5 +384,6 @@ def test_cli_writes_the_same_bytes_as_the_api_and_names_bad_options(tmp_path):
     assert _files(tmp_path / "cli") == _files(tmp_path / "api")  # also: another process, same bytes
     bad = subprocess.run([*cmd, str(tmp_path / "x"), "--size", "64by48"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1] == "facepulse: error: --size='64by48': must be WIDTHxHEIGHT, e.g. 640x480"
+    last_line = bad.stderr.strip().splitlines()[-1]
+    assert last_line == "facepulse: error: --size='64by48': must be WIDTHxHEIGHT, e.g. 640x480"
     assert not (tmp_path / "x").exists()

@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "facepulse.cli.predict_cmd",
     "facepulse.cli.synth_cmd",
     "facepulse.cli.demo_cmd",
+    "facepulse.cli.train_cmd",
+    "facepulse.cli.export_cmd",
+    "facepulse.cli.search_cmd",
 ]
 
 app = typer.Typer(

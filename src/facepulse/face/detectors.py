@@ -169,11 +169,12 @@ class MediaPipeFaceMesh:
             )
         image = np.ascontiguousarray(image)
         if self._quiet and not self._warmed_up:
-            with _quiet_native_stderr():  # the first call logs from the graph's threads
+            # The first landmark output logs a notice from the graph's threads.
+            with _quiet_native_stderr():
                 result = self._mesh.process(image)
+            self._warmed_up = bool(result.multi_face_landmarks)
         else:
             result = self._mesh.process(image)
-        self._warmed_up = True
         faces: list[Face] = []
         for face_landmarks in result.multi_face_landmarks or ():
             xy = np.array([(p.x, p.y) for p in face_landmarks.landmark], dtype=np.float64)

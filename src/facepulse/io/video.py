@@ -99,8 +99,8 @@ class VideoFileSource(FrameSource):
     path : any container/codec FFmpeg reads.
     fps : overrides the nominal rate in :attr:`info` (timestamps still come from the
         container's presentation timestamps); needed only when the file declares none.
-    background : decode in a helper thread (PyAV releases the GIL), so decoding overlaps
-        with the caller's per-frame work.
+    background : decode in a helper thread, so decoding (which FFmpeg does without
+        holding the GIL) overlaps with the caller's per-frame work.
     queue_frames : decoded frames the helper thread may hold ahead (bounds memory).
     """
 
@@ -135,7 +135,6 @@ class VideoFileSource(FrameSource):
                     duration_s = container.duration / av.time_base
                 else:
                     duration_s = None
-                self._single_stream = len(container.streams) == 1
         except InputError:
             raise
         except (av.error.FFmpegError, EOFError, IndexError) as err:
@@ -177,9 +176,7 @@ class VideoFileSource(FrameSource):
 
     def _fail(self, failure: _DecodeFailure, n_done: int) -> None:
         if n_done == 0:
-            raise InputError(
-                f"{self.path}: cannot decode frame 0 ({failure.message})"
-            ) from None
+            raise InputError(f"{self.path}: cannot decode frame 0 ({failure.message})")
         warnings.warn(
             f"{self.path}: decoding failed at frame {n_done} ({failure.message}); "
             f"keeping the {n_done} frames decoded before it",
@@ -196,8 +193,8 @@ class VideoFileSource(FrameSource):
         short_time = info.duration_s is not None and end_s < info.duration_s - max(
             2.0 / info.fps, 0.02 * info.duration_s
         )
-        # A declared count can be loose (AVI counts dropped slots): when the file also
-        # declares a duration, both must say the stream is short.
+        # A declared frame count can be loose (AVI counts dropped-frame slots), so a
+        # declared duration, when there is one, is what decides.
         if short_time if info.duration_s is not None else short_frames:
             declared = (
                 f"{info.duration_s:.2f} s" if info.duration_s is not None else f"{info.n_frames} frames"
@@ -223,7 +220,8 @@ class VideoFileSource(FrameSource):
             stream.thread_type = "AUTO"  # frame + slice threading inside FFmpeg
             first_pts: int | None = None
             time_base = stream.time_base or Fraction(1, 1)
-            warned_no_pts = False
+            warned_no_pts = warned_order = False
+            last_t_s = -np.inf
             index = 0
             try:
                 for frame in container.decode(stream):
@@ -243,6 +241,16 @@ class VideoFileSource(FrameSource):
                         if first_pts is None:
                             first_pts = pts
                         t_s = float((pts - first_pts) * time_base)
+                    if t_s <= last_t_s and not warned_order:
+                        # Kept (datasets align references by frame index), but said.
+                        warnings.warn(
+                            f"{self.path}: frame {index} has timestamp {t_s:.4f} s, not after "
+                            f"the previous frame's {last_t_s:.4f} s (broken timestamps)",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                        warned_order = True
+                    last_t_s = t_s
                     yield t_s, frame.to_ndarray(format="rgb24")
                     index += 1
             except (av.error.FFmpegError, EOFError) as err:
@@ -330,7 +338,8 @@ def _check_timestamps(timestamps_s: Sequence[float] | np.ndarray, n: int, where:
     if t.size != n:
         raise InputError(f"{where}: timestamps_s has {t.size} values for {n} frames")
     if not np.all(np.isfinite(t)):
-        raise InputError(f"{where}: timestamps_s has a non-finite value at frame {int(np.argmin(np.isfinite(t)))}")
+        bad = int(np.argmin(np.isfinite(t)))
+        raise InputError(f"{where}: timestamps_s has a non-finite value at frame {bad}")
     steps = np.diff(t)
     if np.any(steps <= 0):
         raise InputError(

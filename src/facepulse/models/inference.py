@@ -245,6 +245,17 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, opset: int = 17) -
     return out_path
 
 
+def compare_onnx(checkpoint: str | Path, onnx_path: str | Path, batch: int = 2, seed: int = 0) -> float:
+    """Max absolute difference between the PyTorch and ONNX Runtime pulses of the same
+    random clips (pixel values 0..255), ``batch`` clips of the model's shape."""
+    torch_runner = load_model(checkpoint)
+    onnx_runner = OnnxRunner(onnx_path)
+    info = torch_runner.info
+    rng = np.random.default_rng(seed)
+    clips = rng.uniform(0, 255, size=(batch, 3, info.clip_len, info.size, info.size)).astype(np.float32)
+    return float(np.abs(torch_runner(clips) - onnx_runner(clips)).max())
+
+
 # ------------------------------------------------------------------- whole videos
 def clip_starts(n_frames: int, clip_len: int, stride: int) -> np.ndarray:
     """Start frames of clips covering ``n_frames``: every ``stride``, plus one ending at the

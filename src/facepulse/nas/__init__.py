@@ -19,28 +19,28 @@ from facepulse.nas.derive import derive_cell, derive_genotype, edge_choice, supe
 from facepulse.nas.draw import draw_genotype
 from facepulse.nas.search import (
     AlphaLogger,
-    SearchData,
+    architecture_step,
     SearchModule,
     SearchResult,
-    SynthClips,
     pulse_loss,
     read_alpha_history,
     run_search,
+    search_datamodule,
     second_order_alpha_grads,
     synthetic_splits,
+    weight_step,
     write_genotype,
 )
 from facepulse.nas.supernet import MixedCell, MixedOp, Supernet, channel_shuffle
 
 __all__ = [
     "AlphaLogger",
+    "architecture_step",
     "MixedCell",
     "MixedOp",
-    "SearchData",
     "SearchModule",
     "SearchResult",
     "Supernet",
-    "SynthClips",
     "channel_shuffle",
     "derive_cell",
     "derive_genotype",
@@ -49,8 +49,10 @@ __all__ = [
     "pulse_loss",
     "read_alpha_history",
     "run_search",
+    "search_datamodule",
     "second_order_alpha_grads",
     "supernet_genotype",
     "synthetic_splits",
+    "weight_step",
     "write_genotype",
 ]

@@ -15,7 +15,7 @@ The weight step only writes gradients of (and updates) the weights, the architec
 step only those of the alphas; the architecture step also leaves BatchNorm running
 statistics as they were. Every step is batch-vectorised.
 
-Outputs in ``config.run_dir``: ``checkpoints/last.ckpt`` (each epoch: weights, alphas,
+Outputs in ``config.run_dir``: ``last.ckpt`` (each epoch: weights, alphas,
 optimiser and scheduler states, RNG states; a rerun resumes from it), ``alphas.jsonl``
 (one line per epoch: alphas, op weights, genotype), ``genotype_epochNN.json``, and at the
 end ``genotype.json`` + ``genotype.png``.
@@ -36,59 +36,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from facepulse.config import DataConfig, ExperimentConfig, SynthClipsConfig, save_config
 from facepulse.errors import ConfigError, InputError
 from facepulse.losses import build_loss
-from facepulse.losses.spectral import hr_bins_bpm, torch_psd
+from facepulse.losses.spectral import as_batch_values
 from facepulse.models.genotype import Genotype
-from facepulse.models.normalize import normalize_clip
+from facepulse.models.normalize import diff_signal, normalize_clip
 from facepulse.nas.derive import supernet_genotype
 from facepulse.nas.draw import draw_genotype
 from facepulse.nas.supernet import Supernet
+from facepulse.train.module import VAL_BAND_BPM, build_optimizer, clip_hr_bpm, pulse_from_output
 
 Batch = Mapping[str, Any]
 LossFn = Callable[[], torch.Tensor]
+
+LAST_CKPT = "last.ckpt"
 
 #: Finite-difference step of the Hessian-vector product, relative to ||dw|| (DARTS: 0.01).
 FD_RADIUS = 0.01
 
 
 # ============================================================================ data
-class SynthClips(Dataset):
-    """Clips cut from in-memory synthetic videos (:mod:`facepulse.synth`), with labels.
-
-    Item: ``{"clip": (3, T, H, W) float32 pixel values 0..255, "ppg": (T,) float32,
-    "fps": float, "hr_bpm": float (mean HR over the clip), "video": int}``.
-    """
-
-    def __init__(self, clips: np.ndarray, ppg: np.ndarray, hr_bpm: np.ndarray, video: np.ndarray, fps: float):
-        self.clips = torch.from_numpy(clips)  # (N, 3, T, H, W) uint8
-        self.ppg = torch.from_numpy(ppg.astype(np.float32))
-        self.hr_bpm = torch.from_numpy(hr_bpm.astype(np.float32))
-        self.video = torch.from_numpy(video)
-        self.fps = float(fps)
-
-    def __len__(self) -> int:
-        return self.clips.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {
-            "clip": self.clips[i].float(),
-            "ppg": self.ppg[i],
-            "fps": self.fps,
-            "hr_bpm": self.hr_bpm[i],
-            "video": self.video[i],
-        }
-
-
-def _render_clips(seeds: Sequence[int], synth: SynthClipsConfig, data: DataConfig) -> SynthClips:
-    """Render the videos of ``seeds`` and cut them into labelled clips."""
+def _render_clips(seeds: Sequence[int], synth: SynthClipsConfig, data: DataConfig):
+    """Render the videos of ``seeds`` and cut them into labelled clips (an ``ArrayClips``)."""
     import cv2
 
     from facepulse.synth import SynthParams, generate_video, sample_params
     from facepulse.synth.params import CameraParams
+    from facepulse.train.data import ArrayClips
 
     # The renderer's smallest frame is 32 px; the face fills most of it (like a face crop).
     render = max(32, data.size + data.size % 2)
@@ -103,29 +80,31 @@ def _render_clips(seeds: Sequence[int], synth: SynthClipsConfig, data: DataConfi
             f"search.synth.duration_s {synth.duration_s:g} s gives {n_frames} frames < data.clip_len {data.clip_len}"
         )
     starts = range(0, n_frames - data.clip_len + 1, data.clip_stride)
-    clips, ppgs, hrs, vids = [], [], [], []
+    clips, ppgs, hrs, vids, firsts = [], [], [], [], []
     for seed in seeds:
         video = generate_video(sample_params(synth.scenario, seed=seed, base=base), seed=seed)
         frames = video.frames
         if render != data.size:
             frames = np.stack([cv2.resize(f, (data.size, data.size), interpolation=cv2.INTER_AREA) for f in frames])
-        chw = np.ascontiguousarray(frames.transpose(3, 0, 1, 2))  # (3, T, H, W)
         for s in starts:
-            clips.append(chw[:, s : s + data.clip_len])
+            clips.append(frames[s : s + data.clip_len])
             ppgs.append(video.ppg[s : s + data.clip_len])
             hrs.append(float(video.hr_bpm[s : s + data.clip_len].mean()))
-            vids.append(seed)
-    return SynthClips(np.stack(clips), np.stack(ppgs), np.array(hrs), np.array(vids), data.fps)
+            vids.append(f"synth{seed:05d}")
+            firsts.append(s)
+    return ArrayClips(np.stack(clips), np.stack(ppgs), np.array(hrs), data.fps, video_ids=vids, starts=firsts)
 
 
-def synthetic_splits(synth: SynthClipsConfig, data: DataConfig) -> dict[str, SynthClips]:
-    """Train / val / test clips from disjoint synthetic videos (one person per video).
+def synthetic_splits(synth: SynthClipsConfig, data: DataConfig) -> dict[str, Dataset]:
+    """Train / val / test clips (``ArrayClips``) from disjoint synthetic videos.
 
-    Video seeds are ``synth.seed + k`` for consecutive ``k`` (train first, then val, then
-    test), so the same config always gives the same clips.
+    Each video is its own person; video seeds are ``synth.seed + k`` for consecutive
+    ``k`` (train first, then val, then test), so the same config gives the same clips.
+    Clips are ``data.clip_len`` frames every ``data.clip_stride`` frames, ``data.size``
+    pixels square, at ``data.fps``; a clip's ``hr_bpm`` is its mean true HR.
     """
     sizes = {"train": synth.n_train, "val": synth.n_val, "test": synth.n_test}
-    out: dict[str, SynthClips] = {}
+    out: dict[str, Dataset] = {}
     first = synth.seed
     for split, n in sizes.items():
         if n:
@@ -134,62 +113,32 @@ def synthetic_splits(synth: SynthClipsConfig, data: DataConfig) -> dict[str, Syn
     return out
 
 
-class SearchData(L.LightningDataModule):
-    """Train and validation clips for the search: in-memory synthetic (``search.synth``)
-    or the project's clip data module over ``config.data``."""
+def search_datamodule(config: ExperimentConfig) -> L.LightningDataModule:
+    """The clips of a search: ``search.synth`` in-memory synthetic clips, else ``config.data``
+    (both through :class:`facepulse.train.data.ClipDataModule`)."""
+    from facepulse.train.data import ClipDataModule
 
-    def __init__(self, config: ExperimentConfig) -> None:
-        super().__init__()
-        self.config = config
-        self._train: Dataset | None = None
-        self._val: Dataset | None = None
-        self._delegate: L.LightningDataModule | None = None
-
-    def setup(self, stage: str | None = None) -> None:
-        if self._train is not None or self._delegate is not None:
-            return
-        if self.config.search.synth is not None:
-            splits = synthetic_splits(self.config.search.synth.model_copy(update={"n_test": 0}), self.config.data)
-            self._train, self._val = splits["train"], splits["val"]
-            return
-        try:
-            from facepulse.train.data import ClipDataModule
-        except ModuleNotFoundError as err:
-            raise ConfigError(
-                "search: the dataset clip pipeline (facepulse.train.data) is not available; set search.synth"
-            ) from err
-        self._delegate = ClipDataModule(self.config)
-        self._delegate.setup("fit")
-
-    def train_dataloader(self) -> DataLoader:
-        if self._delegate is not None:
-            return self._delegate.train_dataloader()
-        gen = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(self._train, batch_size=self.config.optim.batch_size, shuffle=True, generator=gen)
-
-    def val_dataloader(self) -> DataLoader:
-        if self._delegate is not None:
-            return self._delegate.val_dataloader()
-        gen = torch.Generator().manual_seed(self.config.seed + 1)
-        # shuffled: the architecture step draws its batches from this loader
-        return DataLoader(self._val, batch_size=self.config.optim.batch_size, shuffle=True, generator=gen)
+    if config.search.synth is None:
+        return ClipDataModule(config)
+    splits = synthetic_splits(config.search.synth.model_copy(update={"n_test": 0}), config.data)
+    return ClipDataModule(config, train=splits["train"], val=splits["val"])
 
 
 # ==================================================================== step maths
 def _fps_hr(batch: Batch, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     b = like.shape[0]
-    fps = torch.as_tensor(batch["fps"], dtype=like.dtype, device=like.device).reshape(-1).expand(b)
-    hr = torch.as_tensor(batch["hr_bpm"], dtype=like.dtype, device=like.device).reshape(-1)
-    return fps, hr
+    return as_batch_values(batch["fps"], b, like, "fps"), as_batch_values(batch["hr_bpm"], b, like, "hr_bpm")
 
 
 def pulse_loss(model: nn.Module, batch: Batch, loss_fn: nn.Module, normalize: str = "standardize") -> torch.Tensor:
-    """Loss of ``model`` on a batch ``{"clip": (B, 3, T, H, W), "ppg": (B, T), "fps", "hr_bpm"}``."""
-    clip = normalize_clip(batch["clip"], normalize)
-    pred = model(clip)
-    ppg = batch["ppg"].to(pred.dtype)
+    """Loss of ``model`` on a batch ``{"clip": (B, 3, T, H, W) 0..255, "ppg": (B, T), "fps",
+    "hr_bpm"}``; with ``normalize="diff"`` the target is the PPG's derivative (as training)."""
+    pred = model(normalize_clip(batch["clip"], normalize)).float()
+    target = batch["ppg"].to(pred)
+    if normalize == "diff":
+        target = diff_signal(target)
     fps, hr = _fps_hr(batch, pred)
-    return loss_fn(pred, ppg, fps=fps, hr_bpm=hr)
+    return loss_fn(pred, target, fps=fps, hr_bpm=hr)
 
 
 @contextmanager
@@ -215,13 +164,14 @@ def second_order_alpha_grads(
     val_loss: LossFn,
     xi: float,
     weight_decay: float = 0.0,
+    radius: float = FD_RADIUS,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Gradient of the unrolled validation loss w.r.t. the alphas (DARTS eq. 7-8).
 
     Liu et al., DARTS, ICLR 2019: ``grad_a L_val(w', a) - xi * H dw`` with
     ``w' = w - xi (grad_w L_train(w, a) + weight_decay w)``, ``dw = grad_w' L_val(w', a)``
     and ``H dw ~ (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)``,
-    ``w+- = w +- eps dw``, ``eps = 0.01 / ||dw||``.
+    ``w+- = w +- eps dw``, ``eps = radius / ||dw||`` (DARTS: ``radius = 0.01``).
 
     The weights are modified in place during the computation and restored bit-exactly;
     no ``.grad`` is written. Returns the alpha gradients and the validation loss at ``w'``.
@@ -237,7 +187,7 @@ def second_order_alpha_grads(
         grads = _flat_grads(torch.autograd.grad(loss_val, alphas + weights, allow_unused=True), alphas + weights)
         g_alpha, dw = grads[: len(alphas)], grads[len(alphas) :]
         norm = torch.sqrt(sum((d * d).sum() for d in dw))
-        eps = FD_RADIUS / (norm + 1e-12)
+        eps = radius / (norm + 1e-12)
 
         def alpha_grads_at(sign: float) -> list[torch.Tensor]:
             with torch.no_grad():
@@ -254,11 +204,70 @@ def second_order_alpha_grads(
                 w.copy_(w0)
 
 
-def predicted_hr_bpm(pred: torch.Tensor, fps: torch.Tensor, min_bpm: float = 40.0, max_bpm: float = 180.0):
-    """Spectral-peak heart rate ``(B,)`` bpm of pulses ``(B, T)`` on a 1-bpm grid (Hann window)."""
-    bins = hr_bins_bpm(min_bpm, max_bpm, 1.0).to(pred)
-    psd = torch_psd(pred, fps, bins / 60.0, window="hann")
-    return bins[psd.argmax(dim=-1)]
+def architecture_step(
+    model: Supernet,
+    alpha_optimizer: torch.optim.Optimizer,
+    val_loss: LossFn,
+    train_loss: LossFn | None = None,
+    *,
+    order: str = "first",
+    xi: float = 0.0,
+    weight_decay: float = 0.0,
+) -> torch.Tensor:
+    """One DARTS architecture step: alphas descend the validation loss; returns that loss.
+
+    Liu et al., DARTS, ICLR 2019 (Alg. 1, step 1). ``order="first"``: gradient of
+    ``val_loss()`` at the current weights; ``"second"``: the unrolled gradient of
+    :func:`second_order_alpha_grads` (needs ``train_loss``, ``xi``). Only the alphas get
+    a gradient and change; weights and BatchNorm statistics are left as they were.
+    """
+    alphas = model.arch_parameters()
+    alpha_optimizer.zero_grad(set_to_none=True)
+    with frozen_buffers(model):
+        if order == "first":
+            loss = val_loss()
+            loss.backward(inputs=alphas)
+        elif order == "second":
+            if train_loss is None:
+                raise ConfigError("search.order=second needs the training loss for the unrolled step")
+            grads, loss = second_order_alpha_grads(
+                model.weight_parameters(), alphas, train_loss, val_loss, xi=xi, weight_decay=weight_decay
+            )
+            for a, g in zip(alphas, grads, strict=True):
+                a.grad = g
+        else:
+            raise ConfigError(f"search.order {order!r} unknown; available: first, second")
+    alpha_optimizer.step()
+    alpha_optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def weight_step(
+    model: Supernet,
+    optimizer: torch.optim.Optimizer,
+    train_loss: LossFn,
+    backward: Callable[..., None] | None = None,
+    clip: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """One weight step on the training loss; returns that loss.
+
+    Liu et al., DARTS, ICLR 2019 (Alg. 1, step 2). Gradients flow only into the weights
+    (``backward(loss, inputs=weights)``), so the alphas get no ``.grad`` and keep their
+    values. ``backward`` defaults to ``Tensor.backward`` (Lightning passes
+    ``manual_backward``); ``clip`` is called between backward and step.
+    """
+    weights = model.weight_parameters()
+    optimizer.zero_grad(set_to_none=True)
+    loss = train_loss()
+    if backward is None:
+        loss.backward(inputs=weights)
+    else:
+        backward(loss, inputs=weights)
+    if clip is not None:
+        clip()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
 
 
 # ================================================================ lightning module
@@ -298,13 +307,7 @@ class SearchModule(L.LightningModule):
     # ------------------------------------------------------------------- optimisers
     def configure_optimizers(self):
         o, s = self.config.optim, self.config.search
-        weights = self.model.weight_parameters()
-        if o.optimizer == "sgd":
-            w_opt = torch.optim.SGD(weights, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
-        elif o.optimizer == "adam":
-            w_opt = torch.optim.Adam(weights, lr=o.lr, weight_decay=o.weight_decay)
-        else:
-            w_opt = torch.optim.AdamW(weights, lr=o.lr, weight_decay=o.weight_decay)
+        w_opt = build_optimizer(self.model.weight_parameters(), self.config)
         # DARTS: Adam with beta1 = 0.5 for the architecture weights
         a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=s.alpha_lr, betas=(0.5, 0.999),
                                  weight_decay=s.alpha_weight_decay)
@@ -327,62 +330,53 @@ class SearchModule(L.LightningModule):
             out["clip"] = frames.reshape(b, t, c, s.size, s.size).transpose(1, 2)
         return out
 
+    def configure_datamodule(self) -> L.LightningDataModule:
+        """The search's clips (used by :func:`facepulse.train.runner.run_experiment`)."""
+        return search_datamodule(self.config)
+
     def _next_val_batch(self) -> dict[str, Any]:
+        """The next validation batch for the architecture step (cycling through the split)."""
         dm = self.trainer.datamodule
         if dm is None:
             raise ConfigError("search: needs a datamodule with a val_dataloader for the architecture step")
-        if self._val_iter is None:
-            self._val_iter = iter(dm.val_dataloader())
-        try:
-            batch = next(self._val_iter)
-        except StopIteration:
-            self._val_iter = iter(dm.val_dataloader())
+        for attempt in range(2):
+            if self._val_iter is None:
+                self._val_iter = iter(dm.val_dataloader())
             try:
-                batch = next(self._val_iter)
+                return self._shrink(_to_device(next(self._val_iter), self.device))
             except StopIteration:
-                raise InputError("search: the validation split has no clips for the architecture step") from None
-        return self._shrink(_to_device(batch, self.device))
+                self._val_iter = None  # epoch of the validation split done: start it again
+        raise InputError("search: the validation split has no clips for the architecture step")
 
     # ----------------------------------------------------------------------- steps
     def _loss(self, batch: Batch) -> torch.Tensor:
         return pulse_loss(self.model, batch, self.loss_fn, self.config.model.normalize)
 
     def architecture_step(self, train_batch: Batch, val_batch: Batch) -> torch.Tensor:
-        """One alpha update on ``val_batch`` (first or second order); weights untouched."""
-        _, a_opt = self.optimizers()
-        a_opt = a_opt.optimizer  # the raw optimiser: alpha steps must not count as trainer steps
-        alphas = self.model.arch_parameters()
-        a_opt.zero_grad(set_to_none=True)
-        with frozen_buffers(self.model):
-            if self.config.search.order == "first":
-                loss = self._loss(val_batch)
-                loss.backward(inputs=alphas)
-            else:
-                w_opt = self.optimizers()[0]
-                group = w_opt.optimizer.param_groups[0]
-                grads, loss = second_order_alpha_grads(
-                    self.model.weight_parameters(), alphas,
-                    train_loss=lambda: self._loss(train_batch), val_loss=lambda: self._loss(val_batch),
-                    xi=group["lr"], weight_decay=group.get("weight_decay", 0.0),
-                )
-                for a, g in zip(alphas, grads, strict=True):
-                    a.grad = g
-        a_opt.step()
-        a_opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        """One alpha update on ``val_batch`` (see :func:`architecture_step`)."""
+        w_opt, a_opt = self.optimizers()
+        group = w_opt.optimizer.param_groups[0]
+        return architecture_step(
+            self.model,
+            a_opt.optimizer,  # the raw optimiser: alpha steps must not count as trainer steps
+            val_loss=lambda: self._loss(val_batch),
+            train_loss=lambda: self._loss(train_batch),
+            order=self.config.search.order,
+            xi=group["lr"],
+            weight_decay=group.get("weight_decay", 0.0),
+        )
 
     def weight_step(self, batch: Batch) -> torch.Tensor:
-        """One weight update on ``batch``; alphas untouched (no gradient written to them)."""
+        """One weight update on ``batch`` (see :func:`weight_step`)."""
         w_opt, _ = self.optimizers()
-        w_opt.zero_grad(set_to_none=True)
-        loss = self._loss(batch)
-        self.manual_backward(loss, inputs=self.model.weight_parameters())
-        if self.config.optim.gradient_clip:
-            self.clip_gradients(w_opt, gradient_clip_val=self.config.optim.gradient_clip,
-                                gradient_clip_algorithm="norm")
-        w_opt.step()
-        w_opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        clip_value = self.config.optim.gradient_clip
+
+        def clip() -> None:
+            self.clip_gradients(w_opt, gradient_clip_val=clip_value, gradient_clip_algorithm="norm")
+
+        return weight_step(
+            self.model, w_opt, lambda: self._loss(batch), backward=self.manual_backward, clip=clip if clip_value else None
+        )
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         batch = self._shrink(batch)
@@ -401,12 +395,15 @@ class SearchModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         batch = self._shrink(batch)
-        clip = normalize_clip(batch["clip"], self.config.model.normalize)
-        pred = self.model(clip)
+        normalize = self.config.model.normalize
+        pred = self.model(normalize_clip(batch["clip"], normalize)).float()
+        target = batch["ppg"].to(pred)
+        if normalize == "diff":
+            target = diff_signal(target)
         fps, hr = _fps_hr(batch, pred)
-        loss = self.loss_fn(pred, batch["ppg"].to(pred.dtype), fps=fps, hr_bpm=hr)
-        mae = (predicted_hr_bpm(pred, fps) - hr).abs().mean()
-        b = clip.shape[0]
+        loss = self.loss_fn(pred, target, fps=fps, hr_bpm=hr)
+        mae = (clip_hr_bpm(pulse_from_output(pred, normalize), fps, *VAL_BAND_BPM) - hr).abs().mean()
+        b = pred.shape[0]
         self.log("val_loss", loss, prog_bar=True, batch_size=b)
         self.log("val_mae_bpm", mae, prog_bar=True, batch_size=b)
 
@@ -514,20 +511,28 @@ class SearchResult:
     resumed_from_epoch: int | None
 
 
-def run_search(config: ExperimentConfig, progress: bool = True, resume: bool = True) -> SearchResult:
+def run_search(config: ExperimentConfig, progress: bool | None = None, resume: bool = True) -> SearchResult:
     """Run (or resume) the architecture search of ``config``; see the module docstring.
 
-    ``config.optim.max_epochs`` search epochs; weights and alphas as in
-    :class:`SearchModule`. With ``resume`` and ``run_dir/checkpoints/last.ckpt``
-    present, training continues from it (a finished search just rewrites the outputs).
+    ``config.optim.max_epochs`` search epochs of :class:`SearchModule` on
+    :func:`search_datamodule`. With ``resume`` and ``run_dir/last.ckpt`` present, the
+    search continues from it (a finished search just rewrites its outputs); without
+    ``resume`` an old checkpoint is deleted first. ``progress``: progress bar (default:
+    when stderr is a terminal).
     """
+    import sys
+
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    if config.trainer.devices not in (1, "1") or config.trainer.num_nodes != 1:
+        # the alpha step would need its own gradient all-reduce; not implemented
+        raise ConfigError(f"trainer.devices={config.trainer.devices!r}: the search runs on one device (devices: 1)")
     run_dir = config.run_dir
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = last if resume and last.is_file() else None
+    last = run_dir / LAST_CKPT
+    if not resume:
+        last.unlink(missing_ok=True)
+    ckpt_path = last if last.is_file() else None
     resumed = None
     if ckpt_path is not None:
         resumed = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["epoch"]) + 1
@@ -536,7 +541,6 @@ def run_search(config: ExperimentConfig, progress: bool = True, resume: bool = T
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SearchModule(config)
-    data = SearchData(config)
     t = config.trainer
     trainer = L.Trainer(
         max_epochs=config.optim.max_epochs,
@@ -550,14 +554,16 @@ def run_search(config: ExperimentConfig, progress: bool = True, resume: bool = T
         logger=CSVLogger(run_dir, name="logs", version=""),
         # saved after the epoch's alpha log and scheduler step (monitoring callbacks run last)
         callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1,
-                            save_on_train_epoch_end=True)
+            ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0, every_n_epochs=1,
+                            save_on_train_epoch_end=True, enable_version_counter=False)
         ],
-        enable_progress_bar=progress,
+        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        deterministic=True if t.accelerator == "cpu" else "warn",
+        use_distributed_sampler=False,  # ClipDataModule's sampler shards clips itself
     )
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=module.configure_datamodule(), ckpt_path=ckpt_path)
     geno = module.genotype()
     json_path, png_path = write_genotype(geno, run_dir)
     return SearchResult(geno, run_dir, json_path, png_path, last, resumed)

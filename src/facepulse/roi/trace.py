@@ -80,7 +80,7 @@ class _RoiCache:
         self.roi = roi
         self.colour_filter = colour_filter
         self.tol_px = tol_px
-        self.box: np.ndarray | None = None
+        self.face: Face | None = None  # the face the mask was built for
         self.mask_u8: np.ndarray | None = None
         self.mask: np.ndarray | None = None
         self.bounds = (0, 0, 0, 0)
@@ -88,16 +88,25 @@ class _RoiCache:
         self.rebuilds = 0
 
     def update(self, frame_rgb: np.ndarray, face: Face) -> None:
-        tol = self.tol_px if self.tol_px is not None else max(1.0, 0.01 * face.width)
-        if self.box is not None and np.abs(face.box_xyxy - self.box).max() <= tol:
+        if face is self.face or (self.face is not None and not self._moved(face)):
             return
         self.mask, self.bounds = skin_mask_crop(
             frame_rgb, face, roi=self.roi, colour_filter=self.colour_filter
         )
         self.mask_u8 = self.mask.astype(np.uint8)
         self.count = int(self.mask.sum())
-        self.box = face.box_xyxy.copy()
+        self.face = face
         self.rebuilds += 1
+
+    def _moved(self, face: Face) -> bool:
+        """Whether the box or any landmark moved more than the tolerance since the build."""
+        tol = self.tol_px if self.tol_px is not None else max(1.0, 0.01 * face.width)
+        if np.abs(face.box_xyxy - self.face.box_xyxy).max() > tol:
+            return True
+        old, new = self.face.landmarks_xy, face.landmarks_xy
+        if (old is None) != (new is None):
+            return True
+        return old is not None and (old.shape != new.shape or np.abs(new - old).max() > tol)
 
     def mean_rgb(self, frame_rgb: np.ndarray) -> tuple[float, float, float] | None:
         import cv2
@@ -256,7 +265,7 @@ def extract_trace(
     on_frame : per-frame callback ``(index, timestamp_s, frame_rgb, face)``; the frame
         buffer may be reused after it returns, so copy what you keep.
     parallel : run face detection in a worker thread, overlapping it with decoding
-        (same results as the sequential loop; at most ``detect_every`` frames are held).
+        (same results as the sequential loop; at most 4 decoded frames are held).
 
     Returns
     -------

@@ -250,10 +250,10 @@ class Renderer:
             optics.reflect(self._window_planes, self._bvp[i], self.truth.specular[i], out=window_buf)
             self._sprite[self._window] = window_buf
             m = self._matrices[i]
-            face = cv2.warpAffine(self._sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            face = cv2.warpAffine(self._sprite, m, size, flags=cv2.INTER_LINEAR)  # outside: 0
             if last_m is None or not np.array_equal(m, last_m):  # a still head: warp masks once
-                alpha = cv2.warpAffine(self._alpha_sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                skin = cv2.warpAffine(self._skin_sprite, m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+                alpha = cv2.warpAffine(self._alpha_sprite, m, size, flags=cv2.INTER_LINEAR)
+                skin = cv2.warpAffine(self._skin_sprite, m, size, flags=cv2.INTER_NEAREST)
                 one_minus_alpha = np.subtract(np.float32(1.0), alpha)
                 skin_bool = skin.astype(bool)
                 last_m = m

@@ -132,7 +132,9 @@ def face_asset() -> FaceAsset:
     tone = cv2.GaussianBlur(tone, (0, 0), sigmaX=0.02 * face_h)
 
     sigma = 0.17 * face_h
-    hot = np.maximum.reduce([_gaussian_blob(shape, landmarks[i], sigma) for i in (_FOREHEAD, _LEFT_CHEEK, _RIGHT_CHEEK)])
+    hot = np.maximum.reduce(
+        [_gaussian_blob(shape, landmarks[i], sigma) for i in (_FOREHEAD, _LEFT_CHEEK, _RIGHT_CHEEK)]
+    )
     pulse_map = ((0.5 + 0.5 * hot) * skin_mask).astype(np.float32)
 
     shiny = np.maximum.reduce([

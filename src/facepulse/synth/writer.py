@@ -68,7 +68,9 @@ class VideoEncoder:
     so the same frames always give the same bytes.
     """
 
-    def __init__(self, target: str | Path | io.BytesIO, width: int, height: int, fps: float, codec: CodecParams) -> None:
+    def __init__(
+        self, target: str | Path | io.BytesIO, width: int, height: int, fps: float, codec: CodecParams
+    ) -> None:
         import av
 
         self._container = av.open(
@@ -307,7 +309,8 @@ def write_dataset(
     elif out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"out_dir={str(out)!r}: not empty and not a synthetic dataset")
     out.mkdir(parents=True, exist_ok=True)
-    n_total = max(n_videos, int(json.loads(dataset_file.read_text()).get("n_videos", 0)) if dataset_file.is_file() else 0)
+    n_before = int(json.loads(dataset_file.read_text()).get("n_videos", 0)) if dataset_file.is_file() else 0
+    n_total = max(n_videos, n_before)
     _write_text(dataset_file, _json({**config, "n_videos": n_total, "generator_version": __version__}))
 
     n_frames_each = first.n_frames

@@ -105,7 +105,8 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
         precision=t.precision,
         max_epochs=o.max_epochs,
         max_steps=o.max_steps,
-        gradient_clip_val=o.gradient_clip,
+        # manual-optimisation modules (the NAS search) clip their own gradients
+        gradient_clip_val=o.gradient_clip if getattr(module, "automatic_optimization", True) else None,
         log_every_n_steps=t.log_every_n_steps,
         val_check_interval=t.val_check_interval,
         limit_val_batches=t.limit_val_batches,

@@ -3,20 +3,21 @@
     python benchmarks/bench_robustness.py                         # 20 videos x 7 scenarios
     python benchmarks/bench_robustness.py --n-videos 5 --scenarios still hard --out out/rob.md
 
-For every scenario it generates (or reuses) a synthetic dataset with ``facepulse synth``'s
-writer under ``--data-dir`` (resumable: finished videos are kept), then runs the full
-pipeline on every video file: face detection and tracking, skin ROI, mean-RGB trace
+Videos are rendered in memory, exactly as ``facepulse synth OUT --scenario S --seed K``
+would write them (same per-video seeds and parameters; H.264 scenarios go through the
+same encoder in memory), so nothing is written to disk. Each video then goes through the
+full pipeline: face detection and tracking, skin ROI, mean-RGB trace
 (:func:`facepulse.roi.trace.extract_trace`, once per video) and, for every method,
-:func:`facepulse.pipeline.predict_from_trace`, which is exactly the back half of
-:func:`facepulse.predict` (``--via-predict`` calls :func:`facepulse.predict` itself per
-method instead: same numbers, one decode per method).
+:func:`facepulse.pipeline.predict_from_trace`, the back half of :func:`facepulse.predict`.
+``--via-predict`` calls ``facepulse.predict(frames, fps=..., method=...)`` per method
+instead (same numbers, one face-tracking pass per method).
 
-The reference HR of a video is the spectral-peak HR of its exact ground-truth PPG, computed
-with the same estimator as the prediction (:func:`facepulse.signal.hr.estimate_hr_bpm` on
-the band-passed PPG), as rPPG benchmarks do with contact PPG. Scores per scenario and
-method: MAE, RMSE (bpm) and Pearson r over videos, with standard errors
+The reference HR of a video is the spectral-peak HR of its exact ground-truth PPG, with
+the same estimator as the prediction (:func:`facepulse.signal.hr.estimate_hr_bpm` on the
+band-passed PPG), as rPPG benchmarks do with contact PPG. Scores per scenario and method:
+MAE, RMSE (bpm) and Pearson r over videos, with standard errors
 (:func:`facepulse.eval.metrics.summarize`). A video where a method fails (no face, too
-short...) counts as a failure in the table, never silently dropped from it.
+short...) is counted in the failures column, never silently dropped.
 """
 
 from __future__ import annotations
@@ -42,61 +43,62 @@ def reference_hr_bpm(ppg: np.ndarray, fps: float) -> float:
 
 def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
     from facepulse import predict
-    from facepulse.datasets.base import get_reader
     from facepulse.errors import FacepulseError
     from facepulse.eval.metrics import summarize
+    from facepulse.io.video import open_video
     from facepulse.pipeline import predict_from_trace
     from facepulse.roi.trace import extract_trace
+    from facepulse.synth import apply_codec, generate_video, sample_params, video_seed
     from facepulse.synth.params import CameraParams, SynthParams
-    from facepulse.synth.writer import write_dataset
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     base = SynthParams(duration_s=args.duration_s, camera=CameraParams(width=width, height=height, fps=args.fps))
-    folder = Path(args.data_dir) / f"{scenario}_{args.size}_{args.duration_s:g}s_seed{args.seed}"
-    t0 = time.perf_counter()
-    write_dataset(folder, n_videos=args.n_videos, scenario=scenario, seed=args.seed, base=base, progress=args.progress)
-    t_gen = time.perf_counter() - t0
-
-    reader = get_reader("synthetic", folder)
-    records = reader.records()[: args.n_videos]
     pred: dict[str, list[float]] = {m: [] for m in methods}
     ref: dict[str, list[float]] = {m: [] for m in methods}
     failures: dict[str, list[str]] = {m: [] for m in methods}
-    t0 = time.perf_counter()
-    for record in records:
-        reference = reader.load_reference(record)
-        fps = float(reader.load_meta(record)["fps"])
-        hr_ref = reference_hr_bpm(reference.ppg, fps)
+    t_gen = t_eval = 0.0
+    for index in range(args.n_videos):
+        t0 = time.perf_counter()
+        seed = video_seed(args.seed, index)
+        params = sample_params(scenario, seed, base)
+        video = generate_video(params, seed)
+        frames = video.frames if params.codec.codec == "ffv1" else apply_codec(video.frames, video.fps, params.codec)
+        hr_ref = reference_hr_bpm(video.ppg, video.fps)
+        t1 = time.perf_counter()
+        label = f"{scenario}/v{index:05d}"
         trace = None
         if not args.via_predict:
             try:
-                trace = extract_trace(reader.open_video(record))
+                trace = extract_trace(open_video(frames, fps=video.fps))
             except FacepulseError as err:
                 for m in methods:
-                    failures[m].append(f"{record.video_id}: {err}")
-                continue
+                    failures[m].append(f"{label}: {err}")
+                frames = None
         for m in methods:
+            if frames is None:
+                break
             try:
                 if args.via_predict:
-                    result = predict(str(record.video_path), method=m)
+                    result = predict(frames, fps=video.fps, method=m)
                 else:
                     result = predict_from_trace(
-                        trace.timestamps_s, trace.rgb, trace.fps, method=m,
-                        source=str(record.video_path), frames_without_face=trace.frames_without_face,
+                        trace.timestamps_s, trace.rgb, trace.fps, method=m, source=label,
+                        frames_without_face=trace.frames_without_face,
                     )
             except FacepulseError as err:
-                failures[m].append(f"{record.video_id}: {err}")
+                failures[m].append(f"{label}: {err}")
                 continue
             pred[m].append(float(result.hr_bpm))
             ref[m].append(hr_ref)
-    t_eval = time.perf_counter() - t0
+        t_gen += t1 - t0
+        t_eval += time.perf_counter() - t1
 
     out = {}
     for m in methods:
         scores = summarize(np.array(pred[m]), np.array(ref[m])) if pred[m] else {"n": 0}
-        out[m] = {**scores, "failures": failures[m], "n_videos": len(records)}
+        out[m] = {**scores, "failures": failures[m], "n_videos": args.n_videos}
     print(
-        f"# {scenario}: {len(records)} videos, generation {t_gen:.0f} s, evaluation {t_eval:.0f} s",
+        f"# {scenario}: {args.n_videos} videos, generation {t_gen:.0f} s, evaluation {t_eval:.0f} s",
         file=sys.stderr,
     )
     return out
@@ -132,10 +134,10 @@ def main() -> None:
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default="out/bench_robustness", help="generated videos (reused)")
     parser.add_argument("--out", default=None, help="write the Markdown table here (and a .json next to it)")
-    parser.add_argument("--via-predict", action="store_true", help="call facepulse.predict per method")
-    parser.add_argument("--progress", action="store_true")
+    parser.add_argument(
+        "--via-predict", action="store_true", help="call facepulse.predict(frames, fps, method) per method"
+    )
     args = parser.parse_args()
 
     from facepulse.methods import METHODS

@@ -158,7 +158,10 @@ def predict(
         tracker_kw["detect_every"] = detect_every
     if face_index is not None:
         tracker_kw["select"] = face_index
-    tracker = FaceTracker(make_detector(detector), **tracker_kw)
+    detector_kw: dict[str, Any] = {}
+    if face_index is not None and face_index > 0 and detector in ("auto", "mediapipe"):
+        detector_kw["max_faces"] = face_index + 1  # MediaPipe reports one face unless asked
+    tracker = FaceTracker(make_detector(detector, **detector_kw), **tracker_kw)
     trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
     return predict_from_trace(
         trace.timestamps_s,

@@ -34,5 +34,5 @@ def register(app: typer.Typer) -> None:
             f"  best        {result.best_ckpt}\n"
             f"  last        {result.last_ckpt}\n"
             f"  config      {result.run_dir / 'config.yaml'}\n"
-            f"  metrics     {result.run_dir / 'logs' / 'metrics.csv'}"
+            f"  metrics     {result.metrics_csv}"
         )

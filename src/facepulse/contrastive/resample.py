@@ -18,6 +18,7 @@ import torch
 from facepulse.errors import ConfigError, InputError
 
 PAD_MODES = ("zeros", "edge")
+INTERPOLATIONS = ("nearest", "linear")
 
 
 def sample_factors(
@@ -109,9 +110,13 @@ def resample_signals(
 
 
 def resample_clips(
-    clips: torch.Tensor, factor: float | torch.Tensor, length: int | None = None, pad: str = "zeros"
+    clips: torch.Tensor,
+    factor: float | torch.Tensor,
+    length: int | None = None,
+    pad: str = "zeros",
+    mode: str = "nearest",
 ) -> torch.Tensor:
-    """Resample each clip in time by its own factor (frames linearly blended).
+    """Resample each clip in time by its own factor.
 
     Gideon & Stent, ICCV 2021 (negative branch: the input clip resampled by ``r``).
 
@@ -121,6 +126,9 @@ def resample_clips(
     factor : scalar or (B,); output frame ``t`` is input frame ``t * factor[b]``.
     length : output frames (default T).
     pad : ``"zeros"`` or ``"edge"`` for frames past the end of the input.
+    mode : ``"nearest"`` picks whole frames (default: the sensor noise stays white, as in
+        the anchor) or ``"linear"`` blends neighbouring frames (smoother timing, but the
+        blend low-passes the noise: a cue that tells the network which branch it sees).
 
     Returns
     -------
@@ -130,12 +138,17 @@ def resample_clips(
         raise InputError(
             f"resample_clips: expected float clips (B, C, T, H, W), got {clips.dtype} {tuple(clips.shape)}"
         )
+    if mode not in INTERPOLATIONS:
+        raise ConfigError(f"resampling mode {mode!r} unknown; available: {', '.join(INTERPOLATIONS)}")
     f = _check_factor(factor, clips.shape[0], clips.device)
     left, right, w, inside = _positions(clips.shape[2], length or clips.shape[2], f, pad)
     shape = (clips.shape[0], 1, left.shape[1], 1, 1)
-    w = w.to(clips.dtype).view(shape)
-    out = torch.take_along_dim(clips, left.view(shape), dim=2) * (1 - w)
-    out = out + torch.take_along_dim(clips, right.view(shape), dim=2) * w
+    if mode == "nearest":
+        out = torch.take_along_dim(clips, torch.where(w >= 0.5, right, left).view(shape), dim=2)
+    else:
+        w = w.to(clips.dtype).view(shape)
+        out = torch.take_along_dim(clips, left.view(shape), dim=2) * (1 - w)
+        out = out + torch.take_along_dim(clips, right.view(shape), dim=2) * w
     return out * inside.to(clips.dtype).view(shape) if pad == "zeros" else out
 
 

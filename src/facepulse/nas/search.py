@@ -303,6 +303,7 @@ class SearchModule(L.LightningModule):
         )
         self.loss_fn = build_loss(config.loss.name, **config.loss.params)
         self._val_iter: Iterator[Batch] | None = None
+        self.start_epoch: int | None = None  # first epoch this process trained (> 0 if resumed)
 
     # ------------------------------------------------------------------- optimisers
     def configure_optimizers(self):
@@ -388,6 +389,9 @@ class SearchModule(L.LightningModule):
         self.log("loss_weights", loss_w, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=batch["clip"].shape[0])
 
+    def on_train_start(self) -> None:
+        self.start_epoch = self.current_epoch
+
     def on_train_epoch_end(self) -> None:
         sched = self.lr_schedulers()
         if sched is not None:
@@ -409,10 +413,13 @@ class SearchModule(L.LightningModule):
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # RNG states as tensors / plain types: checkpoints load with weights_only=True
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, py_state, py_gauss = random.getstate()
         checkpoint["facepulse_rng"] = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, list(py_state), py_gauss],
         }
         checkpoint["facepulse_search"] = {"op_names": list(self.model.op_names)}
 
@@ -423,8 +430,10 @@ class SearchModule(L.LightningModule):
         rng = checkpoint.get("facepulse_rng")
         if rng is not None:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            version, py_state, py_gauss = rng["python"]
+            random.setstate((version, tuple(py_state), py_gauss))
 
     def configure_callbacks(self):
         return [AlphaLogger(self.config.run_dir)]
@@ -533,9 +542,6 @@ def run_search(config: ExperimentConfig, progress: bool | None = None, resume: b
     if not resume:
         last.unlink(missing_ok=True)
     ckpt_path = last if last.is_file() else None
-    resumed = None
-    if ckpt_path is not None:
-        resumed = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["epoch"]) + 1
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
 
@@ -551,7 +557,8 @@ def run_search(config: ExperimentConfig, progress: bool | None = None, resume: b
         limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,
         default_root_dir=run_dir,
-        logger=CSVLogger(run_dir, name="logs", version=""),
+        # a new logs/version_N per (re)run: CSVLogger would overwrite a resumed run's metrics
+        logger=CSVLogger(run_dir, name="logs"),
         # saved after the epoch's alpha log and scheduler step (monitoring callbacks run last)
         callbacks=[
             ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0, every_n_epochs=1,
@@ -566,4 +573,7 @@ def run_search(config: ExperimentConfig, progress: bool | None = None, resume: b
     trainer.fit(module, datamodule=module.configure_datamodule(), ckpt_path=ckpt_path)
     geno = module.genotype()
     json_path, png_path = write_genotype(geno, run_dir)
+    resumed = None
+    if ckpt_path is not None:  # start_epoch stays None when the search had already finished
+        resumed = module.start_epoch if module.start_epoch is not None else trainer.current_epoch
     return SearchResult(geno, run_dir, json_path, png_path, last, resumed)

@@ -39,7 +39,9 @@ class Trace:
     ----------
     timestamps_s : (N,) float64, seconds from the first frame (read from the video).
     rgb : (N, 3) float64, mean R, G, B of the skin ROI on the 0-255 scale; NaN where
-        ``valid`` is False.
+        ``valid`` is False. With ``level_match`` (the default) each ROI rebuild rescales
+        the following values to continue the previous ones, so the levels can drift a
+        few percent from the ROI's literal mean while staying free of steps.
     valid : (N,) bool, True where ``rgb`` holds a measured or gap-interpolated value.
     boxes : (N, 4) float64 face box ``[x0, y0, x1, y1]`` in pixels; NaN without a face.
     n_skin_px : (N,) int, skin pixels averaged (0 where none).
@@ -49,6 +51,8 @@ class Trace:
     frames_without_face : frames where the tracker returned no face.
     interpolated : (N,) bool, True where ``rgb`` was linearly interpolated over a short gap.
     path : the source's path, or None for an array.
+    n_detections : face-detector calls made (diagnostics: cost of the pass).
+    n_roi_rebuilds : times the ROI mask was rebuilt because the face moved.
     """
 
     timestamps_s: np.ndarray
@@ -62,6 +66,8 @@ class Trace:
     frames_without_face: int = 0
     interpolated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     path: str | None = None
+    n_detections: int = 0
+    n_roi_rebuilds: int = 0
 
     @property
     def n_frames(self) -> int:
@@ -74,12 +80,25 @@ class Trace:
 
 
 class _RoiCache:
-    """The ROI mask of the last face it was built for, reused until the face moves."""
+    """The ROI mask of the last face it was built for, reused until the face moves.
 
-    def __init__(self, roi: str, colour_filter: bool, tol_px: float | None) -> None:
+    With ``level_match``, each rebuild measures the frame under both the old and the new
+    mask and carries the per-channel ratio forward as a gain, so swapping pixel sets does
+    not put a step into the trace (a step of 1-3 levels is ten times the pulse).
+    """
+
+    # Old/new ratios beyond this are a real colour change (e.g. after a jump), not a
+    # pixel-set swap, and are left in the trace.
+    MAX_LEVEL_RATIO = 1.15
+
+    def __init__(
+        self, roi: str, colour_filter: bool, tol_px: float | None, level_match: bool = True
+    ) -> None:
         self.roi = roi
         self.colour_filter = colour_filter
         self.tol_px = tol_px
+        self.level_match = level_match
+        self.gain = np.ones(3)
         self.face: Face | None = None  # the face the mask was built for
         self.mask_u8: np.ndarray | None = None
         self.mask: np.ndarray | None = None
@@ -90,6 +109,7 @@ class _RoiCache:
     def update(self, frame_rgb: np.ndarray, face: Face) -> None:
         if face is self.face or (self.face is not None and not self._moved(face)):
             return
+        before = self._raw_mean(frame_rgb) if self.level_match else None
         self.mask, self.bounds = skin_mask_crop(
             frame_rgb, face, roi=self.roi, colour_filter=self.colour_filter
         )
@@ -97,6 +117,11 @@ class _RoiCache:
         self.count = int(self.mask.sum())
         self.face = face
         self.rebuilds += 1
+        after = self._raw_mean(frame_rgb) if before is not None else None
+        if before is not None and after is not None and np.all(after > 0):
+            ratio = before / after
+            if np.all(np.abs(np.log(ratio)) <= np.log(self.MAX_LEVEL_RATIO)):
+                self.gain = self.gain * ratio
 
     def _moved(self, face: Face) -> bool:
         """Whether the box or any landmark moved more than the tolerance since the build."""
@@ -108,14 +133,20 @@ class _RoiCache:
             return True
         return old is not None and (old.shape != new.shape or np.abs(new - old).max() > tol)
 
-    def mean_rgb(self, frame_rgb: np.ndarray) -> tuple[float, float, float] | None:
+    def _raw_mean(self, frame_rgb: np.ndarray) -> np.ndarray | None:
         import cv2
 
         if self.count == 0:
             return None
         x0, y0, x1, y1 = self.bounds
-        r, g, b, _ = cv2.mean(frame_rgb[y0:y1, x0:x1], mask=self.mask_u8)
-        return r, g, b
+        return np.array(cv2.mean(frame_rgb[y0:y1, x0:x1], mask=self.mask_u8)[:3])
+
+    def mean_rgb(self, frame_rgb: np.ndarray) -> tuple[float, float, float] | None:
+        raw = self._raw_mean(frame_rgb)
+        if raw is None:
+            return None
+        r, g, b = raw * self.gain
+        return float(r), float(g), float(b)
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
         mask = np.zeros(shape, dtype=bool)
@@ -241,6 +272,7 @@ def extract_trace(
     roi: str = "skin",
     colour_filter: bool = True,
     mask_tol_px: float | None = None,
+    level_match: bool = True,
     on_frame: FrameCallback | None = None,
     parallel: bool = True,
 ) -> Trace:
@@ -262,6 +294,10 @@ def extract_trace(
     colour_filter : drop ROI pixels far from the face's median skin colour.
     mask_tol_px : rebuild the ROI mask when the face box moved by more than this many
         pixels since the mask was built; default ``max(1, 1% of the face width)``.
+    level_match : when the mask is rebuilt, scale the new mask's mean so that it matches
+        the old mask's mean on that same frame (per channel, ratios within 15%): the
+        pixel-set swap then leaves no step in the trace. Steps of 1-3 levels, ten times
+        the pulse amplitude, otherwise appear at every rebuild.
     on_frame : per-frame callback ``(index, timestamp_s, frame_rgb, face)``; the frame
         buffer may be reused after it returns, so copy what you keep.
     parallel : run face detection in a worker thread, overlapping it with decoding
@@ -298,9 +334,10 @@ def extract_trace(
         )
     else:
         tracker.reset()
+    detections_before = tracker.n_detections
 
     info = source.info
-    cache = _RoiCache(roi, colour_filter, mask_tol_px)
+    cache = _RoiCache(roi, colour_filter, mask_tol_px, level_match)
     times: list[float] = []
     rgb_rows: list[tuple[float, float, float]] = []
     box_rows: list[np.ndarray] = []
@@ -365,6 +402,8 @@ def extract_trace(
         frames_without_face=frames_without_face,
         interpolated=interpolated,
         path=info.path,
+        n_detections=tracker.n_detections - detections_before,
+        n_roi_rebuilds=cache.rebuilds,
     )
 
 

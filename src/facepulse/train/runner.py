@@ -5,7 +5,8 @@ The run directory ``<out_dir>/<name>/`` holds::
     config.yaml   the full experiment (what was run)
     last.ckpt     the latest state (weights, optimiser, loops), rewritten every epoch
     best.ckpt     the epoch with the best validation metric (val_mae_bpm by default)
-    logs/         CSV metrics (and TensorBoard events when tensorboard is installed)
+    logs/version_N/metrics.csv   metrics of each start of the run (N = 0, 1... on resume)
+    tensorboard/  TensorBoard events, when tensorboard is installed
 
 Re-running the same config resumes from ``last.ckpt`` (e.g. after the process was
 killed) and continues exactly as the uninterrupted run would have; ``resume=False``
@@ -38,7 +39,7 @@ class RunResult:
     run_dir : the run directory; best_ckpt / last_ckpt : checkpoint paths (best may be
     None when no validation ran); best_score : best value of ``monitor``;
     monitor : the metric name; epochs : epochs completed; resumed : whether it resumed;
-    trainer / module : the Lightning objects (for inspection in Python).
+    metrics_csv : this start's CSV metrics; trainer / module : the Lightning objects.
     """
 
     run_dir: Path
@@ -48,6 +49,7 @@ class RunResult:
     monitor: str
     epochs: int
     resumed: bool
+    metrics_csv: Path | None = None
     trainer: Any = None
     module: Any = None
 
@@ -88,11 +90,12 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
     if t.early_stopping_patience is not None:
         all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     all_callbacks.extend(callbacks)
-    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version="")]
+    # one version folder per start (logs/version_N): a resumed run keeps the earlier metrics
+    loggers: list[Any] = [CSVLogger(run_dir, name="logs")]
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version=""))
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard"))
     if progress is None:
         import sys
 
@@ -174,6 +177,7 @@ def run_experiment(
         monitor=getattr(module, "monitor", "val_mae_bpm"),
         epochs=trainer.current_epoch,
         resumed=resumed,
+        metrics_csv=Path(trainer.logger.log_dir) / "metrics.csv" if trainer.logger is not None else None,
         trainer=trainer,
         module=module,
     )

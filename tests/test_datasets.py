@@ -50,7 +50,7 @@ def assert_follows_pulse(ref: Reference, frame_t_s: np.ndarray, shift_s: float =
 def test_registry_lists_every_reader():
     assert DATASETS.names() == [
         "cohface", "generic", "mahnob-hci", "mmpd", "mmse-hr",
-        "pure", "scamps", "ubfc-phys", "ubfc-rppg", "vipl-hr",
+        "pure", "scamps", "synthetic", "ubfc-phys", "ubfc-rppg", "vipl-hr",
     ]
 
 
@@ -99,6 +99,29 @@ def test_ubfc_dataset2_records_and_reference(tmp_path):
     assert np.isnan(ref.hr_bpm[5]) and np.all(ref.hr_bpm[np.arange(40) != 5] == 75.0)
 
 
+def test_ubfc_dataset2_aligns_by_frame_index(tmp_path):
+    """DATASET_2 has one PPG sample per frame: sample i goes to video frame i, whatever
+    the logged stamps say (they hold dropped-capture gaps the video does not have)."""
+    make_ubfc2_subject(tmp_path, "subject1", n=40)
+    gt = tmp_path / "subject1" / "ground_truth.txt"
+    ppg_line, hr_line, t_line = gt.read_text().splitlines()
+    t = np.array([float(v) for v in t_line.split()])
+    t[20:] += 0.5  # a logged gap of 0.5 s between samples 19 and 20
+    gt.write_text("\n".join([ppg_line, hr_line, " ".join(f"{v:.7e}" for v in t)]) + "\n")
+    reader = get_reader("ubfc-rppg", tmp_path)
+    ref = reader.load_reference(reader.records()[0])
+    assert ref.per_frame
+    ppg = np.array([float(v) for v in ppg_line.split()])
+    video_t = np.arange(41) / 30.0  # the video's own, evenly spaced frames (one more than samples)
+    on_frames = ref.ppg_on_frames(video_t)
+    np.testing.assert_array_equal(on_frames[:40], ppg)
+    assert np.isnan(on_frames[40])
+    # Placing it by the logged stamps instead would shift the second half by 15 frames.
+    assert not np.allclose(ref.ppg_on(video_t)[25:40], ppg[25:40], atol=1e-3)
+    hr = ref.hr_on_frames(video_t)
+    assert np.isnan(hr[5]) and hr[6] == 75.0 and np.isnan(hr[40])
+
+
 def test_ubfc_dataset1_gtdump(tmp_path):
     folder = tmp_path / "DATASET_1" / "5-gt"
     write_video(folder / "vid.avi", 30, 30.0)
@@ -112,6 +135,9 @@ def test_ubfc_dataset1_gtdump(tmp_path):
     assert rec.tags == {"part": "DATASET_1"}
     ref = reader.load_reference(rec)
     assert ref.ppg_t_s[0] == 0.0 and ref.frame_t_s is None
+    assert not ref.per_frame  # 62 Hz oximeter log: aligned by its timestamps
+    on_frames = ref.ppg_on_frames(np.arange(100) / 30.0)
+    assert np.isfinite(on_frames[:45]).all() and np.isnan(on_frames[47:]).all()  # log ends at 1.5 s
     assert_follows_pulse(ref, np.arange(30) / 30.0, tol=0.02)
     assert np.isnan(ref.hr_bpm[0]) and ref.hr_bpm[1] == 72
     spo2, spo2_t = ref.extra["spo2"]
@@ -156,6 +182,7 @@ def test_ubfc_real_shared_subset():
         with av.open(str(rec.video_path)) as c:
             assert abs(c.streams.video[0].frames - n) <= 2
         assert np.isfinite(ref.ppg).all() and np.nanstd(ref.ppg) > 0
+        assert ref.per_frame  # DATASET_2: one PPG sample per video frame
 
 
 # ------------------------------------------------------------------------------------ PURE
@@ -610,8 +637,10 @@ def test_generic_csv_and_json(tmp_path):
     ref = reader.load_reference(recs[0])
     np.testing.assert_allclose(ref.ppg_t_s, t)  # one row per frame at the video's 20 fps
     np.testing.assert_allclose(ref.hr_on(t), 70 + np.arange(20))
+    assert ref.per_frame  # no time_s: row i is frame i, whatever the frames' timestamps
+    np.testing.assert_allclose(ref.hr_on_frames(np.arange(20) / 19.0), 70 + np.arange(20))
     ref2 = reader.load_reference(recs[1])
-    assert ref2.hr_bpm is None and ref2.ppg_t_s[0] == 0.25
+    assert ref2.hr_bpm is None and ref2.ppg_t_s[0] == 0.25 and not ref2.per_frame
     assert_follows_pulse(ref2, np.arange(0.3, 0.8, 1 / 30.0), tol=0.02)
 
 

@@ -229,6 +229,21 @@ def test_second_order_matches_exact_unrolled_gradient():
     assert (approx[0] - exact).norm() < 1e-3 * hessian_term
 
 
+def test_search_module_shrinks_clips_for_the_search():
+    from facepulse.nas import SearchModule
+
+    cfg = load_config(None, ["kind=search", "search.clip_len=8", "search.size=8", "search.channels=4",
+                             "search.n_blocks=2", "search.ops=[skip, conv_1x3x3]"])
+    module = SearchModule(cfg)
+    batch = make_batch(0, b=2, t=16, size=16)
+    small = module._shrink(batch)
+    assert small["clip"].shape == (2, 3, 8, 8, 8) and small["ppg"].shape == (2, 8)
+    torch.testing.assert_close(small["ppg"], batch["ppg"][:, :8])
+    # area resizing keeps the mean level of each frame
+    torch.testing.assert_close(small["clip"].mean(dim=(3, 4)), batch["clip"][:, :, :8].mean(dim=(3, 4)))
+    assert torch.isfinite(pulse_loss(module.model, small, module.loss_fn))
+
+
 # ----------------------------------------------------------------------- derivation
 OPS4 = ("none", "skip", "conv_3x3x3", "avg_pool_3x3x3")
 EDGES3 = all_edges(3)  # (0,1) (0,2) (1,2) (0,3) (1,3) (2,3) (1,4) (2,4) (3,4)
@@ -287,7 +302,8 @@ def test_derive_breaks_ties_deterministically():
     assert ("skip", 1, 4) in cell
     # all-equal alphas: every edge ties, every op ties
     flat = derive_genotype(np.zeros((1, len(EDGES3), len(OPS4))), OPS4, 3)
-    assert cell_of(flat) == {("skip", s, d) for s, d in [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (1, 4), (2, 4), (3, 4)]}
+    kept = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (1, 4), (2, 4), (3, 4)]
+    assert cell_of(flat) == {("skip", s, d) for s, d in kept}
 
 
 def test_derive_per_block_and_errors():
@@ -367,6 +383,8 @@ def test_search_cli_resumes_and_its_genotype_trains(tmp_path, monkeypatch, capsy
     assert "resumed at epoch 2" in capsys.readouterr().out
     history = read_alpha_history(run / "alphas.jsonl")
     assert [r["epoch"] for r in history] == [0, 1, 2]
+    final = Genotype.load(run / "genotype.json")
+    assert final == Genotype.from_dict(history[-1]["genotype"])
 
     # the genotype trains through the training runner (model.params.genotype = the JSON path)
     from facepulse.nas.search import synthetic_splits
@@ -388,7 +406,8 @@ def test_search_cli_resumes_and_its_genotype_trains(tmp_path, monkeypatch, capsy
         train_cfg, datamodule=ClipDataModule(train_cfg, train=splits["train"], val=splits["val"]), progress=False
     )
     assert result.module.model.genotype == final
-    lines = (result.run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    (metrics,) = (result.run_dir / "logs").glob("*/metrics.csv")
+    lines = metrics.read_text().splitlines()
     header = lines[0].split(",")
     col = header.index("train_loss_step")
     losses = [float(r.split(",")[col]) for r in lines[1:] if r.split(",")[col]]

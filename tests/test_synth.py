@@ -232,6 +232,24 @@ def test_h264_damages_frames_and_ffv1_is_lossless():
 # ----------------------------------------------------------------- determinism, disk layout, reader
 
 
+def test_h264_encoding_is_deterministic():
+    import io
+
+    from facepulse.synth.writer import VideoEncoder
+
+    params = sample_params("hard", seed=5, base=SynthParams(duration_s=3.0, camera=CameraParams(width=96, height=96)))
+    frames = generate_video(params, 5).frames
+    outputs = set()
+    for _ in range(4):
+        buffer = io.BytesIO()
+        encoder = VideoEncoder(buffer, 96, 96, 30.0, params.codec)
+        for frame in frames:
+            encoder.write(frame)
+        encoder.close()
+        outputs.add(buffer.getvalue())
+    assert len(outputs) == 1
+
+
 def test_same_seed_same_video_different_seed_different_video():
     params = sample_params("hard", seed=5, base=SynthParams(duration_s=2.0, camera=CameraParams(width=64, height=64)))
     a, b, c = generate_video(params, 5), generate_video(params, 5), generate_video(params, 6)

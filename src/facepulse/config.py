@@ -132,7 +132,7 @@ class ContrastiveConfig(_Strict):
     saliency: bool = False
     band_bpm: tuple[float, float] = (40.0, 250.0)
     bank_weight: float = Field(1.0, ge=0)  # weight of the memory-bank negatives
-    pad: Literal["zeros", "edge"] = "zeros"  # frames past the end of a sped-up clip
+    interpolation: Literal["nearest", "linear"] = "nearest"  # how sped-up clips pick frames
     saliency_sparsity: float = Field(0.0, ge=0)  # weight of the saliency entropy loss
     saliency_temporal: float = Field(0.0, ge=0)  # weight of the saliency frame-to-frame loss
     saliency_params: dict[str, Any] = Field(default_factory=dict)  # SaliencySampler options

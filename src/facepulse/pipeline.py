@@ -117,6 +117,7 @@ def predict(
     face_index: int | None = None,
     max_gap_s: float = 1.0,
     progress: bool = False,
+    model: str | Path | Any | None = None,
 ) -> PredictionResult:
     """Measure the pulse and heart rate in a face video.
 
@@ -133,6 +134,11 @@ def predict(
     face_index : None = the largest face; k = the k-th largest.
     max_gap_s : no-face gaps up to this long are interpolated, longer ones invalid.
     progress : show a progress bar.
+    model : a trained model instead of ``method``: a checkpoint of ``facepulse train``
+        (``.ckpt``), an ONNX file of ``facepulse export``, or a loaded runner
+        (:func:`facepulse.models.inference.load_model`). The same face stage also cuts
+        face crops (as the preprocessing cache does), the model runs over the whole
+        video in overlapping clips, and its pulse takes the same HR path as a method's.
     """
     from facepulse.face.tracker import FaceTracker
     from facepulse.face.detectors import make_detector
@@ -141,7 +147,14 @@ def predict(
     from facepulse.roi.trace import extract_trace
 
     band_bpm = _check_band(band_bpm)
-    METHODS.get(method)  # fail on an unknown method before decoding anything
+    runner = None
+    if model is not None:
+        from facepulse.models.inference import load_model
+
+        # a bad model file fails before anything is decoded
+        runner = load_model(model) if isinstance(model, (str, Path)) else model
+    else:
+        METHODS.get(method)  # fail on an unknown method before decoding anything
     if window_s <= 0 or step_s <= 0:
         raise ConfigError(f"window_s and step_s must be > 0 (got {window_s}, {step_s})")
 
@@ -162,6 +175,21 @@ def predict(
     if face_index is not None and face_index > 0 and detector in ("auto", "mediapipe"):
         detector_kw["max_faces"] = face_index + 1  # MediaPipe reports one face unless asked
     tracker = FaceTracker(make_detector(detector, **detector_kw), **tracker_kw)
+    if runner is not None:
+        from facepulse.models.inference import face_crop_hook
+
+        on_frame, crops = face_crop_hook(runner.info.size, info.fps)
+        trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress, on_frame=on_frame)
+        frames, _ = crops()
+        return predict_from_face_frames(
+            trace,
+            frames,
+            runner,
+            window_s=window_s,
+            step_s=step_s,
+            band_bpm=band_bpm,
+            source=str(info.path) if info.path else "<array>",
+        )
     trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
     return predict_from_trace(
         trace.timestamps_s,
@@ -176,6 +204,63 @@ def predict(
         boxes=trace.boxes,
         preview_frame=trace.preview_frame,
         preview_mask=trace.preview_mask,
+    )
+
+
+def predict_from_face_frames(
+    trace: Any,
+    frames: np.ndarray,
+    runner: Any,
+    *,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    source: str = "<frames>",
+) -> PredictionResult:
+    """The back half of :func:`predict` with a model: face crops -> model pulse -> result.
+
+    ``trace`` is the video's :class:`facepulse.roi.trace.Trace` or a cached video
+    (:class:`facepulse.datasets.cache.CachedVideo`): frame times, validity, skin colour
+    and boxes for the report; ``frames`` its face crops (N, S, S, 3) and ``runner`` a
+    :func:`facepulse.models.inference.load_model` runner. The crops are resampled onto a
+    regular grid at the model's frame rate, the model's clip pulses are overlap-added
+    (:func:`facepulse.models.inference.video_pulse`), frames in long no-face gaps become
+    NaN, and :func:`result_from_pulse` does the rest, as for the classic methods.
+    """
+    from facepulse.models.inference import resample_frames, video_pulse
+
+    band_bpm = _check_band(band_bpm)
+    fps = float(runner.info.fps)
+    t_uniform, frames_uniform = resample_frames(trace.timestamps_s, frames, fps)
+    span_s = t_uniform[-1] - t_uniform[0] + 1.0 / fps
+    if span_s < window_s:
+        raise SignalTooShortError(
+            f"{source}: video is {span_s:.1f} s long, shorter than one {window_s:g} s analysis window "
+            "(use a shorter --window)"
+        )
+    pulse = video_pulse(runner, frames_uniform)
+    valid_uniform = np.interp(t_uniform, trace.timestamps_s, trace.valid.astype(float)) > 0.5
+    if valid_uniform.sum() < window_s * fps:
+        raise SignalTooShortError(
+            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
+            f"less than one {window_s:g} s analysis window"
+        )
+    pulse[~valid_uniform] = np.nan
+    return result_from_pulse(
+        t_uniform,
+        pulse,
+        fps,
+        method=f"model:{runner.info.name}",
+        frame_timestamps_s=trace.timestamps_s,
+        rgb=trace.rgb,
+        window_s=window_s,
+        step_s=step_s,
+        band_bpm=band_bpm,
+        source=source,
+        frames_without_face=trace.frames_without_face,
+        boxes=trace.boxes,
+        preview_frame=getattr(trace, "preview_frame", None),
+        preview_mask=getattr(trace, "preview_mask", None),
     )
 
 

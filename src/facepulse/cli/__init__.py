@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "facepulse.cli.train_cmd",
     "facepulse.cli.export_cmd",
     "facepulse.cli.search_cmd",
+    "facepulse.cli.preprocess_cmd",
+    "facepulse.cli.evaluate_cmd",
 ]
 
 app = typer.Typer(
@@ -38,7 +40,7 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user errors become one line on stderr and an exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except FacepulseError as err:
         print(f"facepulse: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -59,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             ex.show()
             return ex.exit_code
         raise
+    # Without standalone mode, typer returns the code of an Exit (Ctrl-C becomes Exit(130)).
+    if isinstance(rc, int) and not isinstance(rc, bool):
+        if rc == 130:
+            print("facepulse: interrupted (finished outputs were kept)", file=sys.stderr)
+        return rc
     return 0
 
 

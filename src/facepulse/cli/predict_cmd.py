@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
             Optional[int], typer.Option(help="Which face: 0 = largest (default), 1 = next...")
         ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+        model: Annotated[
+            Optional[Path],
+            typer.Option("--model", help="A trained model (.ckpt of `facepulse train`, or .onnx) instead of --method."),
+        ] = None,
     ) -> None:
         """Pulse waveform and heart rate of the face in VIDEO."""
         from facepulse.pipeline import predict
@@ -65,6 +69,7 @@ def register(app: typer.Typer) -> None:
             detector=detector,
             face_index=face_index,
             progress=not quiet and sys.stderr.isatty(),
+            model=model,
         )
         print_summary(result.summary())
         for path, writer in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):

@@ -51,47 +51,67 @@ Batch = Mapping[str, Any]
 class Branches:
     """The three branches of the frequency contrast for a batch of B clips of T frames.
 
-    anchor, negative, positive : (B, T) pulses; only ``negative[b, :negative_len[b]]``
-    comes from real frames (the rest is the backbone's output on padding).
-    factor : (B,) resampling factors r; negative_len : (B,) long.
-    saliency : (2B, T, g, g) saliency maps of anchor and negative clips, or None.
+    anchor : (B, T) pulse of the clips.
+    negative : (B, L) pulse of the sped-up clips, all from real frames (L <= T).
+    positive : (B, T) the negative slowed back down; only ``positive[b, :positive_len[b]]``
+        comes from the negative (the rest repeats its last value).
+    factor : (B,) resampling factors r; positive_len : (B,) long.
+    saliency : (B, T + L... ) saliency maps of the anchor (B, T, g, g) and negative
+        (B, L, g, g) clips concatenated in time, or None without a saliency sampler.
     """
 
     anchor: torch.Tensor
     negative: torch.Tensor
     positive: torch.Tensor
     factor: torch.Tensor
-    negative_len: torch.Tensor
+    positive_len: torch.Tensor
     saliency: torch.Tensor | None = None
 
 
-def frequency_contrast(model: nn.Module, clips: torch.Tensor, factor: torch.Tensor, pad: str = "zeros") -> Branches:
-    """Run the backbone on the clips and on their time-resampled copies (one batched call).
+def _run(model: nn.Module, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(model, SaliencyModel):
+        return model(clips, return_saliency=True)
+    return model(clips), None
 
-    Gideon & Stent, ICCV 2021 (frequency contrast, Fig. 2).
+
+def frequency_contrast(
+    model: nn.Module,
+    clips: torch.Tensor,
+    factor: torch.Tensor,
+    interpolation: str = "nearest",
+    normalize: str = "standardize",
+) -> Branches:
+    """Run the backbone on the clips and on their sped-up copies.
+
+    Gideon & Stent, ICCV 2021 (frequency contrast, Fig. 2). The sped-up clips are cut to
+    the frames that exist for every sample, ``L = valid_length(T, max r)``, rather than
+    padded: a padded tail is a cue that tells the network which branch it sees, and it
+    learns that instead of the pulse.
 
     Parameters
     ----------
     model : backbone, clips (B, C, T, H, W) -> pulse (B, T); a :class:`SaliencyModel`
         also returns its saliency maps.
-    clips : (B, C, T, H, W) normalised clips.
+    clips : (B, C, T, H, W) raw clips (pixel values).
     factor : (B,) resampling factors r > 1.
-    pad : padding of the resampled clips past their end (``"zeros"``, ``"edge"``).
+    interpolation : ``"nearest"`` or ``"linear"`` (see :func:`resample_clips`).
+    normalize : clip normalisation applied to each branch after resampling (frame
+        differences must be taken between the frames the network actually sees).
     """
-    t = clips.shape[2]
-    negative_clips = resample_clips(clips, factor, pad=pad)
-    both = torch.cat([clips, negative_clips])
-    saliency = None
-    if isinstance(model, SaliencyModel):
-        out, saliency = model(both, return_saliency=True)
-    else:
-        out = model(both)
-    if out.ndim != 2 or out.shape != (2 * clips.shape[0], t):
-        raise InputError(f"contrastive backbone must return pulses (B, T) = {(2 * clips.shape[0], t)}, got {tuple(out.shape)}")
-    anchor, negative = out.chunk(2)
-    negative_len = valid_length(t, factor)
-    positive = resample_signals(negative, 1.0 / factor, pad="edge", valid_len=negative_len)
-    return Branches(anchor, negative, positive, factor, negative_len, saliency)
+    b, t = clips.shape[0], clips.shape[2]
+    n_neg = int(valid_length(t, factor.max()[None])[0])
+    negative_clips = resample_clips(clips.float(), factor, length=n_neg, mode=interpolation)
+    anchor, sal_a = _run(model, normalize_clip(clips, normalize))
+    negative, sal_n = _run(model, normalize_clip(negative_clips, normalize))
+    for name, out, n in (("anchor", anchor, t), ("negative", negative, n_neg)):
+        if out.shape != (b, n):
+            raise InputError(f"contrastive backbone must return pulses (B, T) = {(b, n)}, got {tuple(out.shape)} ({name})")
+    # positive[t] = negative[t / r], defined while t / r <= n_neg - 1
+    positive_len = valid_length(t, 1.0 / factor).clamp(max=t)
+    positive_len = torch.minimum(positive_len, torch.floor((n_neg - 1) * factor + 1e-4).long() + 1)
+    positive = resample_signals(negative, 1.0 / factor, length=t, pad="edge")
+    saliency = None if sal_a is None else torch.cat([sal_a, sal_n], dim=1)
+    return Branches(anchor, negative, positive, factor, positive_len, saliency)
 
 
 def peak_hr_bpm(pulse: torch.Tensor, fps: float | torch.Tensor, min_bpm: float = 40.0, max_bpm: float = 180.0) -> torch.Tensor:
@@ -177,13 +197,13 @@ class ContrastiveModule(L.LightningModule):
     def contrast_terms(self, batch: Batch) -> tuple[TripletTerms, Branches, torch.Tensor]:
         """Triplet terms, branches and frame rates of one batch (no memory-bank update)."""
         c = self.config.contrastive
-        clips = normalize_clip(batch["clip"], self.config.model.normalize)
-        fps = batch_fps(batch, clips)
+        clips = batch["clip"]
+        fps = batch_fps(batch, clips.float())
         factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, device=clips.device)
-        br = frequency_contrast(self.model, clips, factor, c.pad)
+        br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize)
         anchor = sample_views(br.anchor, c.n_views, c.view_len)
-        positive = sample_views(br.positive, c.n_views, c.view_len)
-        negative = sample_views(br.negative, c.n_views, c.view_len, br.negative_len)
+        positive = sample_views(br.positive, c.n_views, c.view_len, br.positive_len)
+        negative = sample_views(br.negative, c.n_views, c.view_len)
         bank = self.bank.spectra() if self.bank is not None and len(self.bank) else None
         terms = self.loss_fn.terms(anchor, positive, negative, fps, bank)
         if self.bank is not None:

@@ -51,6 +51,10 @@ class Reference:
     ``ppg_source`` / ``hr_source`` say where the signals come from (e.g. ``"finger
     oximeter"``, ``"ecg r-peaks"``), because datasets differ and evaluations must say so.
     ``extra`` holds other named signals as ``(values, t_s)`` pairs (``"ecg"``, ``"resp"``...).
+
+    ``per_frame`` is True when the dataset documents ``ppg`` (and ``hr_bpm``) as one sample
+    per video frame (UBFC-rPPG DATASET_2): sample i then belongs to decoded frame i,
+    whatever the logged timestamps say, and :meth:`ppg_on_frames` aligns by index.
     """
 
     ppg: np.ndarray | None = None
@@ -61,6 +65,7 @@ class Reference:
     ppg_source: str = ""
     hr_source: str = ""
     extra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    per_frame: bool = False
 
     def ppg_on(self, timestamps_s: np.ndarray) -> np.ndarray | None:
         """The reference PPG linearly resampled onto ``timestamps_s`` (seconds)."""
@@ -73,6 +78,37 @@ class Reference:
         if self.hr_bpm is None or self.hr_t_s is None:
             return None
         return np.interp(timestamps_s, self.hr_t_s, self.hr_bpm)
+
+    def ppg_on_frames(self, frame_timestamps_s: np.ndarray) -> np.ndarray | None:
+        """The reference PPG on a video's frames: (N,) float64, NaN where it has no value.
+
+        With ``per_frame`` sample i goes to frame i (frames past the last sample get NaN);
+        otherwise the PPG is interpolated at ``frame_timestamps_s`` (seconds from the first
+        frame), NaN outside the span it covers.
+        """
+        return _on_frames(self.ppg, self.ppg_t_s, frame_timestamps_s, self.per_frame)
+
+    def hr_on_frames(self, frame_timestamps_s: np.ndarray) -> np.ndarray | None:
+        """The reference HR (bpm) on a video's frames, aligned like :meth:`ppg_on_frames`."""
+        return _on_frames(self.hr_bpm, self.hr_t_s, frame_timestamps_s, self.per_frame)
+
+
+def _on_frames(
+    values: np.ndarray | None, t_s: np.ndarray | None, frame_t_s: np.ndarray, per_frame: bool
+) -> np.ndarray | None:
+    if values is None or t_s is None:
+        return None
+    frame_t_s = np.asarray(frame_t_s, dtype=np.float64)
+    out = np.full(frame_t_s.shape, np.nan)
+    if per_frame:
+        m = min(out.size, values.size)
+        out[:m] = values[:m]
+        return out
+    # Half a reference sample of slack at either end; beyond that there is no value.
+    slack = 0.5 * float(np.median(np.diff(t_s))) if t_s.size > 1 else 0.0
+    inside = (frame_t_s >= t_s[0] - slack) & (frame_t_s <= t_s[-1] + slack)
+    out[inside] = np.interp(frame_t_s[inside], t_s, values)
+    return out
 
 
 class DatasetReader(ABC):

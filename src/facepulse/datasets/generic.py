@@ -82,7 +82,8 @@ def read_signals_file(path: Path, fps: float | None) -> Reference:
         if fps is None:
             raise InputError(f"{path}: no time_s and no frame rate to place rows at")
         t_s = uniform_times_s(n, fps)
-    ref = Reference()
+    # Without time_s the rows are documented as one per video frame: align them by index.
+    ref = Reference(per_frame="time_s" not in arrays)
     source = f"user file {path.name}"
     if "ppg" in arrays:
         ref.ppg, ref.ppg_t_s, ref.ppg_source = arrays["ppg"], t_s, source

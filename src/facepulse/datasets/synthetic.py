@@ -166,6 +166,9 @@ class SyntheticReader(DatasetReader):
             ppg_source="simulated blood volume pulse driving the render (exact)",
             hr_source="simulated instantaneous heart rate (exact)",
             extra=extra,
+            # frames.csv has one row per video frame; the container's timestamps are
+            # rounded (Matroska: 1 ms), so align by frame index, not by time.
+            per_frame=True,
         )
 
 

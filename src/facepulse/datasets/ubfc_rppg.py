@@ -38,9 +38,13 @@ def _oximeter_hr(hr_bpm: np.ndarray) -> np.ndarray:
 def read_ground_truth_txt(path: Path) -> Reference:
     """Parse a DATASET_2 ``ground_truth.txt`` into a :class:`Reference`.
 
-    PPG is one sample per video frame at the file's timestamps (line 3, seconds, shifted
-    so the first frame is at 0). ``hr_bpm`` is the oximeter's own reading (line 2); its
-    dropouts (0 or 1 bpm) are NaN: derive reference HR from the PPG instead.
+    PPG is one sample per video frame (``per_frame``): sample i belongs to decoded frame
+    i. The file's timestamps (line 3, seconds, shifted so the first frame is at 0) are
+    kept in ``ppg_t_s`` / ``frame_t_s`` but are not used for alignment: they log dropped
+    capture frames (gaps up to 0.75 s) that the videos do not have, so placing the PPG by
+    them would shift it against the video (see docs/datasets.md). ``hr_bpm`` is the
+    oximeter's own reading (line 2); its dropouts (0 or 1 bpm) are NaN: derive reference
+    HR from the PPG instead.
     """
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     if len(lines) < 3:
@@ -66,6 +70,7 @@ def read_ground_truth_txt(path: Path) -> Reference:
         frame_t_s=t_s.copy(),
         ppg_source="finger pulse oximeter (CMS50E), one sample per frame",
         hr_source="pulse oximeter reading (dropouts are NaN)",
+        per_frame=True,
     )
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
+from facepulse.eval.evaluate import ESTIMATORS
 from facepulse.models.normalize import ClipNormalizer
 
 CHECKPOINT_KEY = "facepulse"  # same key as facepulse.train.runner.CHECKPOINT_KEY
@@ -256,6 +257,64 @@ def compare_onnx(checkpoint: str | Path, onnx_path: str | Path, batch: int = 2, 
     return float(np.abs(torch_runner(clips) - onnx_runner(clips)).max())
 
 
+# ------------------------------------------------------------------- face frames
+def face_crop_hook(size: int, fps: float):
+    """The preprocessing cache's face cropper (square box smoothed over time, resized to
+    ``size``), as an ``extract_trace`` ``on_frame`` callback.
+
+    Returns ``(on_frame, finish)``: pass ``on_frame`` to
+    :func:`facepulse.roi.trace.extract_trace`; afterwards ``finish()`` gives the crops
+    (N, size, size, 3) uint8 and (N,) bool (a face box was known). The crop settings are
+    :class:`facepulse.datasets.cache.PreprocessConfig`'s defaults, i.e. exactly the crops
+    the models were trained on.
+    """
+    from facepulse.datasets.cache import PreprocessConfig, _ClipCropper
+
+    defaults = PreprocessConfig()
+    cropper = _ClipCropper(size, defaults.box_scale, int(round(0.5 * defaults.box_smooth_s * fps)))
+    crops: list[np.ndarray] = []
+    ok: list[bool] = []
+
+    def keep(out) -> None:
+        for crop, _box, found in out:
+            crops.append(crop)
+            ok.append(found)
+
+    def on_frame(index: int, t_s: float, frame: np.ndarray, face) -> None:
+        keep(cropper.push(frame, None if face is None else face.box_xyxy))
+
+    def finish() -> tuple[np.ndarray, np.ndarray]:
+        keep(cropper.finish())
+        if not crops:
+            return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, bool)
+        return np.stack(crops), np.asarray(ok, bool)
+
+    return on_frame, finish
+
+
+def resample_frames(timestamps_s: np.ndarray, frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames at their own (possibly irregular) times -> frames on a regular grid at ``fps``.
+
+    Linear interpolation between the two nearest frames, as
+    :class:`facepulse.datasets.clips.ClipDataset` resamples training clips. The grid is
+    ``timestamps_s[0] + k / fps`` up to the last frame (that of
+    :func:`facepulse.roi.trace.resample_uniform`). Returns ``(t_grid (M,), frames (M, ...)
+    float32)``, unrounded like the training clips.
+    """
+    from facepulse.datasets.clips import _source_positions
+
+    t = np.asarray(timestamps_s, dtype=np.float64)
+    n = int(np.floor((t[-1] - t[0]) * fps + 1e-9)) + 1
+    grid = t[0] + np.arange(n) / fps
+    i0, i1, w = _source_positions(t, grid)
+    out = np.empty((n,) + frames.shape[1:], np.float32)
+    for start in range(0, n, 256):  # in blocks: bounded temporary memory
+        sl = slice(start, start + 256)
+        wb = w[sl].astype(np.float32).reshape((-1,) + (1,) * (frames.ndim - 1))
+        out[sl] = (1.0 - wb) * frames[i0[sl]] + wb * frames[i1[sl]]
+    return grid, out
+
+
 # ------------------------------------------------------------------- whole videos
 def clip_starts(n_frames: int, clip_len: int, stride: int) -> np.ndarray:
     """Start frames of clips covering ``n_frames``: every ``stride``, plus one ending at the
@@ -313,7 +372,8 @@ def video_pulse(
     Parameters
     ----------
     runner : a :class:`PulseRunner` (or a callable with ``info`` given).
-    frames : (N, S, S, 3) uint8 RGB face frames at the model's frame rate and size.
+    frames : (N, S, S, 3) RGB face frames (uint8, or float pixel values 0..255) at the
+        model's frame rate and size.
     stride : frames between clip starts (default half a clip, so every frame is in two
         clips); batch_size : clips per model call.
 
@@ -338,5 +398,39 @@ def video_pulse(
         outputs.append(out)
     pulse = overlap_add(np.concatenate(outputs), starts, n)
     if info.output == "diff":
-        pulse = np.cumsum(pulse - pulse.mean())
+        # d[t] ~ x[t + 1] - x[t] (facepulse.models.normalize.diff_signal): x[t] = sum of d[:t]
+        pulse = np.concatenate([[0.0], np.cumsum(pulse - pulse.mean())[:-1]])
     return pulse
+
+
+# ------------------------------------------------------------------------ evaluation
+@ESTIMATORS.register("model", help="a trained model (.ckpt of facepulse train, or .onnx) on the cached face crops")
+class ModelEstimator:
+    """``facepulse evaluate --model``: a trained model on a cached video's face crops.
+
+    The cache's crops must have the model's size (preprocess with ``size`` =
+    ``info.size``); they are resampled to the model's frame rate, run in overlapping
+    clips, and scored through :func:`facepulse.pipeline.predict_from_face_frames`, the
+    HR path of ``facepulse predict --model`` and of the classic methods.
+    """
+
+    needs_clips = True
+
+    def __init__(self, spec: str | Path) -> None:
+        self.path = Path(spec)
+        self.runner = load_model(self.path)
+        self.info = self.runner.info
+        self.name = f"model:{self.info.name} ({self.path.name})"
+
+    def estimate(self, video: Any, *, window_s: float, step_s: float, band_bpm: tuple[float, float]):
+        from facepulse.pipeline import predict_from_face_frames
+
+        if video.clip_size != self.info.size:
+            raise ConfigError(
+                f"{video.path}: face crops are {video.clip_size} px but {self.path.name} takes "
+                f"{self.info.size} px (preprocess with size {self.info.size})"
+            )
+        return predict_from_face_frames(
+            video, video.clips(), self.runner, window_s=window_s, step_s=step_s, band_bpm=band_bpm,
+            source=video.source_path,
+        )

@@ -35,12 +35,12 @@ from facepulse.nas.supernet import MixedCell, MixedOp, Supernet, channel_shuffle
 
 __all__ = [
     "AlphaLogger",
-    "architecture_step",
     "MixedCell",
     "MixedOp",
     "SearchModule",
     "SearchResult",
     "Supernet",
+    "architecture_step",
     "channel_shuffle",
     "derive_cell",
     "derive_genotype",

@@ -29,7 +29,7 @@ def draw_genotype(genotype: Genotype, path: str | Path, dpi: int = 120) -> Path:
     n = genotype.n_intermediate
     n_cells = len(genotype.cells)
     width = 1.6 * (n + 2)
-    fig = Figure(figsize=(width, 0.55 * width * n_cells))
+    fig = Figure(figsize=(width, 0.45 * width * n_cells))
     axes = fig.subplots(n_cells, 1, squeeze=False)
     for c, (ax, cell) in enumerate(zip(axes[:, 0], genotype.cells, strict=True)):
         xs = {node: 2.0 * node for node in range(n + 2)}

@@ -376,7 +376,8 @@ class SearchModule(L.LightningModule):
             self.clip_gradients(w_opt, gradient_clip_val=clip_value, gradient_clip_algorithm="norm")
 
         return weight_step(
-            self.model, w_opt, lambda: self._loss(batch), backward=self.manual_backward, clip=clip if clip_value else None
+            self.model, w_opt, lambda: self._loss(batch),
+            backward=self.manual_backward, clip=clip if clip_value else None,
         )
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
@@ -520,14 +521,22 @@ class SearchResult:
     resumed_from_epoch: int | None
 
 
-def run_search(config: ExperimentConfig, progress: bool | None = None, resume: bool = True) -> SearchResult:
+def run_search(
+    config: ExperimentConfig,
+    progress: bool | None = None,
+    resume: bool = True,
+    *,
+    datamodule: L.LightningDataModule | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> SearchResult:
     """Run (or resume) the architecture search of ``config``; see the module docstring.
 
-    ``config.optim.max_epochs`` search epochs of :class:`SearchModule` on
-    :func:`search_datamodule`. With ``resume`` and ``run_dir/last.ckpt`` present, the
-    search continues from it (a finished search just rewrites its outputs); without
-    ``resume`` an old checkpoint is deleted first. ``progress``: progress bar (default:
-    when stderr is a terminal).
+    ``config.optim.max_epochs`` search epochs of :class:`SearchModule` on ``datamodule``
+    (default :func:`search_datamodule`; it needs ``val_dataloader``). With ``resume``
+    and ``run_dir/last.ckpt`` present, the search continues from it (a finished search
+    just rewrites its outputs); without ``resume`` an old checkpoint is deleted first.
+    ``progress``: progress bar (default: when stderr is a terminal); ``callbacks``:
+    extra Lightning callbacks.
     """
     import sys
 
@@ -562,7 +571,8 @@ def run_search(config: ExperimentConfig, progress: bool | None = None, resume: b
         # saved after the epoch's alpha log and scheduler step (monitoring callbacks run last)
         callbacks=[
             ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0, every_n_epochs=1,
-                            save_on_train_epoch_end=True, enable_version_counter=False)
+                            save_on_train_epoch_end=True, enable_version_counter=False),
+            *callbacks,
         ],
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
         enable_model_summary=False,
@@ -570,7 +580,8 @@ def run_search(config: ExperimentConfig, progress: bool | None = None, resume: b
         deterministic=True if t.accelerator == "cpu" else "warn",
         use_distributed_sampler=False,  # ClipDataModule's sampler shards clips itself
     )
-    trainer.fit(module, datamodule=module.configure_datamodule(), ckpt_path=ckpt_path)
+    data = module.configure_datamodule() if datamodule is None else datamodule
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     geno = module.genotype()
     json_path, png_path = write_genotype(geno, run_dir)
     resumed = None

@@ -18,8 +18,6 @@ from facepulse.errors import ConfigError
 
 HR_MIN_BPM = 40.0
 HR_MAX_BPM = 180.0
-HR_TRAJECTORIES = ("constant", "drift", "step")
-CODECS = ("ffv1", "h264")
 
 
 def _fail(name: str, value: Any, why: str) -> ConfigError:
@@ -88,10 +86,11 @@ class PhysiologyParams(_Section):
     """The simulated person's cardiorespiratory state.
 
     hr_bpm : mean heart rate at the start of the video (beats per minute).
-    hr_trajectory : "constant", "drift" (linear from ``hr_bpm`` to ``hr_end_bpm``) or
-        "step" (``hr_bpm`` then a raised-cosine change to ``hr_end_bpm`` centred at
+    hr_trajectory : a name in :data:`facepulse.synth.physiology.HR_TRAJECTORIES`:
+        "constant", "drift" (linear from ``hr_bpm`` to ``hr_end_bpm``) or "step"
+        (``hr_bpm`` then a raised-cosine change to ``hr_end_bpm`` centred at
         ``hr_change_time_s`` and lasting ``hr_change_duration_s``).
-    hr_end_bpm : mean HR at the end for drift / step (ignored for constant).
+    hr_end_bpm : mean HR at the end, required by every trajectory but "constant".
     hr_change_time_s : centre of the step; None = middle of the video.
     rsa_bpm : respiratory sinus arrhythmia, amplitude of the HR oscillation at the
         breathing rate (bpm).
@@ -127,10 +126,12 @@ class PhysiologyParams(_Section):
     beat_jitter: float = 0.05
 
     def _check(self) -> None:
+        from facepulse.synth.physiology import HR_TRAJECTORIES  # registry; imports this module
+
         if self.hr_trajectory not in HR_TRAJECTORIES:
             raise _fail(
                 "physiology.hr_trajectory", self.hr_trajectory,
-                f"must be one of {', '.join(HR_TRAJECTORIES)}",
+                f"must be one of {', '.join(HR_TRAJECTORIES.names())}",
             )
         if self.hr_trajectory != "constant":
             if self.hr_end_bpm is None:
@@ -308,7 +309,8 @@ class CameraParams(_Section):
 class CodecParams(_Section):
     """How the video file is encoded.
 
-    codec : "ffv1" (lossless RGB, the default) or "h264" (libx264, YUV 4:2:0).
+    codec : a name in :data:`facepulse.synth.codecs.CODECS`: "ffv1" (lossless RGB, the
+        default) or "h264" (libx264, YUV 4:2:0).
     crf : H.264 constant rate factor, 0 (best) - 51 (worst); ignored for FFV1.
     preset : libx264 speed preset.
     """
@@ -324,8 +326,10 @@ class CodecParams(_Section):
     preset: str = "medium"
 
     def _check(self) -> None:
+        from facepulse.synth.codecs import CODECS
+
         if self.codec not in CODECS:
-            raise _fail("codec.codec", self.codec, f"must be one of {', '.join(CODECS)}")
+            raise _fail("codec.codec", self.codec, f"must be one of {', '.join(CODECS.names())}")
         if not isinstance(self.crf, int) or isinstance(self.crf, bool):
             raise _fail("codec.crf", self.crf, "must be an integer 0-51")
         if self.preset not in self.PRESETS:

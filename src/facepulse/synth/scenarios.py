@@ -39,9 +39,9 @@ SCENARIOS: Registry[Scenario] = Registry("scenario")
 
 #: CRF of ``compressed``: libx264's default, the pulse damaged but still there (on a
 #: still 320x240 face the green trace's correlation with the PPG drops from 0.92-0.94
-#: at CRF 0 to 0.39-0.54, two seeds measured).
+#: at CRF 0 to 0.37-0.48, two seeds measured).
 COMPRESSED_CRF = 23
-#: CRF of ``hard``: the pulse of a still face is essentially gone (correlation ~0).
+#: CRF of ``hard``: the pulse of a still face is essentially gone (correlation 0.01-0.12).
 HARD_CRF = 28
 LIGHT_SKIN = (1, 2, 3, 4)
 DARK_SKIN = (5, 6)

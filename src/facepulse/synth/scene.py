@@ -10,6 +10,7 @@ once per process; everything per video is cheap resampling of that asset.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -89,18 +90,25 @@ def _gaussian_blob(shape: tuple[int, int], centre_xy: np.ndarray, sigma_px: floa
 @functools.lru_cache(maxsize=1)
 def face_asset() -> FaceAsset:
     """The face photo with its landmarks and maps (computed on first use, then cached)."""
-    import mediapipe as mp  # heavy: only when a video is first rendered
     from skimage import data
 
+    # MediaPipe's native loggers print start-up notices on fd 2 (over progress bars).
+    from facepulse.face.detectors import _quiet_native_stderr
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import mediapipe as mp  # heavy: only when a video is first rendered
+
     photo = data.astronaut()  # (512, 512, 3) uint8 RGB
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
-        found = mesh.process(photo).multi_face_landmarks
+    with _quiet_native_stderr():
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+            found = mesh.process(photo).multi_face_landmarks
+        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+            person = seg.process(photo).segmentation_mask.astype(np.float32)
     if not found:  # a broken MediaPipe install, not a user error
         raise RuntimeError("MediaPipe Face Mesh found no face in skimage.data.astronaut()")
     h0, w0 = photo.shape[:2]
     landmarks = np.array([[p.x * w0, p.y * h0] for p in found[0].landmark], dtype=np.float64)
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
-        person = seg.process(photo).segmentation_mask.astype(np.float32)
 
     x0, y0, x1, y1 = _CROP_XYXY
     image = photo[y0:y1, x0:x1].astype(np.float32) / 255.0

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from facepulse.errors import ConfigError
+from facepulse.synth.codecs import CODECS
 from facepulse.synth.params import CodecParams, SynthParams
 from facepulse.synth.seeds import check_seed, video_seed
 
@@ -63,8 +64,8 @@ def _frame_rate(fps: float) -> Fraction:
 class VideoEncoder:
     """Encode RGB frames into a Matroska file (or a file object), bit-exactly.
 
-    FFV1 stores the frames losslessly as 8-bit RGB (``bgr0``); H.264 (libx264) converts
-    to YUV 4:2:0 at ``codec.crf``. Muxer and encoders run bit-exact and single-threaded,
+    The stream comes from :data:`facepulse.synth.codecs.CODECS` (FFV1: lossless 8-bit
+    RGB; H.264: libx264, YUV 4:2:0 at ``codec.crf``). Muxer and encoders run bit-exact and single-threaded with explicit frame timestamps,
     so the same frames always give the same bytes.
     """
 
@@ -77,15 +78,11 @@ class VideoEncoder:
             str(target) if isinstance(target, Path) else target, "w", format="matroska",
             options={"fflags": "+bitexact"},  # no random segment UID, no muxing date
         )
-        if codec.codec == "ffv1":
-            stream = self._container.add_stream("ffv1", rate=_frame_rate(fps))
-            stream.pix_fmt = "bgr0"
-        else:
-            options = {"crf": str(codec.crf), "preset": codec.preset}
-            stream = self._container.add_stream("libx264", rate=_frame_rate(fps), options=options)
-            stream.pix_fmt = "yuv420p"
+        stream = CODECS.get(codec.codec)(self._container, _frame_rate(fps), codec)
         stream.width, stream.height = width, height
         stream.codec_context.thread_count = 1
+        self._time_base = Fraction(1, 1) / _frame_rate(fps)
+        self._index = 0
         # No encoder version string in the stream: same bytes across library versions too.
         stream.codec_context.flags |= int(av.codec.context.Flags.bitexact)
         self._stream = stream
@@ -93,6 +90,10 @@ class VideoEncoder:
 
     def write(self, frame_rgb: np.ndarray) -> None:
         frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
+        # Explicit timestamps: without them libx264's rate control varies from run to run.
+        frame.pts = self._index
+        frame.time_base = self._time_base
+        self._index += 1
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

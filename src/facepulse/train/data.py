@@ -202,34 +202,22 @@ class ArrayClips(Dataset):
 
 
 # ----------------------------------------------------------------- dataset clips
-def split_records(config: ExperimentConfig) -> dict[str, list]:
-    """The dataset's records grouped by split name (subject-wise, see facepulse.eval.splits).
-
-    ``data.split_file`` gives fixed subject lists; otherwise a random subject split with
-    ``data.split_fractions`` (train, val, test) and ``config.seed``.
-    """
-    from facepulse.config import resolve_data_root
-    from facepulse.datasets import get_reader
-    from facepulse.eval.splits import load_split, random_split, subjects_of
-
-    d = config.data
-    reader = get_reader(d.dataset, resolve_data_root(d.root))
-    records = reader.records()
-    if d.split_file is not None:
-        split = load_split(d.split_file)
-    else:
-        train_f, val_f, test_f = d.split_fractions
-        if abs(train_f + val_f + test_f - 1.0) > 1e-6:
-            raise ConfigError(f"data.split_fractions {d.split_fractions}: must sum to 1")
-        split = random_split(subjects_of(records), val_fraction=val_f, test_fraction=test_f, seed=config.seed)
-    return split.assign(records)
-
-
 def dataset_clips(config: ExperimentConfig, records: list, clip_len: int) -> Dataset:
-    """Clips of ``records`` through the preprocessing cache (built on first use)."""
+    """Clips of ``records`` (pixel values 0..255) through the preprocessing cache
+    (:meth:`facepulse.datasets.clips.ClipDataset.from_config`; missing videos are
+    preprocessed first, with a progress bar on a terminal)."""
+    import sys
+
     from facepulse.datasets.clips import ClipDataset
 
-    return ClipDataset.from_config(config.data, records, clip_len=clip_len)
+    return ClipDataset.from_config(
+        config.data,
+        records,
+        clip_len=clip_len,
+        workers=max(1, config.data.num_workers),
+        progress=sys.stderr.isatty(),
+        pixel_scale=1.0,
+    )
 
 
 # ---------------------------------------------------------------------- datamodule
@@ -269,8 +257,14 @@ class ClipDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._given or self.train_set is not None:
             return
+        from facepulse.datasets.clips import records_by_split
+
         d = self.config.data
-        splits = split_records(self.config)
+        splits = records_by_split(d, self.config.seed)
+        for role in ("train", "val", "test"):
+            name = getattr(d, f"{role}_split")
+            if name not in splits:
+                raise ConfigError(f"data.{role}_split={name!r}: must be one of {', '.join(splits)}")
         if not splits.get(d.train_split):
             raise ConfigError(f"data: split {d.train_split!r} of {d.dataset} has no videos")
         self.train_set = dataset_clips(self.config, splits[d.train_split], self.source_clip_len)

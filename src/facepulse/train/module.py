@@ -60,8 +60,11 @@ def clip_hr_bpm(
 
 def pulse_from_output(pred: torch.Tensor, normalize: str) -> torch.Tensor:
     """The pulse of a model output ``(B, T)``: a ``diff`` model predicts the pulse's
-    derivative (DeepPhys, Chen & McDuff ECCV 2018), integrated back by a cumulative sum."""
-    return torch.cumsum(pred, dim=1) if normalize == "diff" else pred
+    derivative (DeepPhys, Chen & McDuff ECCV 2018), integrated back by a cumulative sum:
+    ``d[t] ~ x[t + 1] - x[t]`` gives ``x[t] = sum(d[:t])``."""
+    if normalize != "diff":
+        return pred
+    return torch.cat([torch.zeros_like(pred[:, :1]), torch.cumsum(pred, dim=1)[:, :-1]], dim=1)
 
 
 def build_optimizer(params, config: ExperimentConfig) -> torch.optim.Optimizer:

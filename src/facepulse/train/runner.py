@@ -77,16 +77,20 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
     run_dir = config.run_dir
     monitor = getattr(module, "monitor", "val_mae_bpm")
     mode = getattr(module, "monitor_mode", "min")
-    checkpoint = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=run_dir,
         filename=Path(BEST_CKPT).stem,
         monitor=monitor,
         mode=mode,
         save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,  # best.ckpt / last.ckpt, overwritten in place
+        enable_version_counter=False,  # best.ckpt, overwritten in place
     )
-    all_callbacks: list[Any] = [checkpoint, _config_callback(config)]
+    # A separate unmonitored checkpoint for last.ckpt: Lightning 2.6 rewrites save_last
+    # only in epochs that improved the monitored metric, which would lose resumable work.
+    last = ModelCheckpoint(
+        dirpath=run_dir, filename=Path(LAST_CKPT).stem, monitor=None, save_top_k=1, enable_version_counter=False
+    )
+    all_callbacks: list[Any] = [best, last, _config_callback(config)]
     if t.early_stopping_patience is not None:
         all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
     all_callbacks.extend(callbacks)

@@ -58,6 +58,11 @@ class _Video:
     hr_bpm: np.ndarray | None
 
 
+# Container timestamps are often rounded to 1 ms (Matroska): a grid time that close to a
+# frame takes that frame as it is, rather than a 97/3 blend with its neighbour.
+_SNAP_S = 1e-3
+
+
 def _source_positions(t_s: np.ndarray, grid_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each grid time, the frames around it and the linear weight of the later one."""
     n = t_s.size
@@ -65,6 +70,7 @@ def _source_positions(t_s: np.ndarray, grid_s: np.ndarray) -> tuple[np.ndarray, 
     i1 = np.minimum(i0 + 1, n - 1)
     span = np.where(i1 > i0, t_s[i1] - t_s[i0], 1.0)
     w = np.clip((grid_s - t_s[i0]) / span, 0.0, 1.0)
+    w = np.where(np.abs(grid_s - t_s[i0]) <= _SNAP_S, 0.0, np.where(np.abs(t_s[i1] - grid_s) <= _SNAP_S, 1.0, w))
     return i0, i1, w
 
 
@@ -276,8 +282,8 @@ class ClipDataset(Dataset):
             block = np.asarray(handle[name][a:b], dtype=np.float32)
             wb = w.astype(np.float32).reshape((-1,) + (1,) * (block.ndim - 1))
             frames = (1.0 - wb) * block[i0 - a] + wb * block[i1 - a]
-            ppg = np.interp(grid, video.timestamps_s, video.ppg) if video.ppg is not None else None
-            hr = np.interp(grid, video.timestamps_s, video.hr_bpm) if video.hr_bpm is not None else None
+            ppg = _lerp(video.ppg, i0, i1, w)
+            hr = _lerp(video.hr_bpm, i0, i1, w)
             first_frame, fps_out, start_s = a, self.fps, float(grid[0])
         frames *= self.pixel_scale
         if self.source == "clip":
@@ -355,6 +361,10 @@ class ClipDataset(Dataset):
             augment=augment,
             pixel_scale=pixel_scale,
         )
+
+
+def _lerp(values: np.ndarray | None, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    return None if values is None else (1.0 - w) * values[i0] + w * values[i1]
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,10 @@ from torch.utils.data import Dataset
 
 from facepulse.datasets.cache import CachedVideo, cached_files
 from facepulse.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from facepulse.config import DataConfig
+    from facepulse.datasets.base import Record
 
 __all__ = ["ClipDataset", "clip_datasets", "records_by_split"]
 
@@ -320,8 +324,8 @@ class ClipDataset(Dataset):
     @classmethod
     def from_config(
         cls,
-        data: Any,
-        records: Sequence[Any] | None = None,
+        data: DataConfig,
+        records: Sequence[Record] | None = None,
         *,
         clip_len: int | None = None,
         augment: Callable[..., Any] | None = None,
@@ -395,7 +399,7 @@ def _apply_augment(augment: Callable[..., Any], item: Item) -> Item:
 # ------------------------------------------------------------------------- splits
 
 
-def records_by_split(data: Any, seed: int = 0) -> dict[str, list]:
+def records_by_split(data: DataConfig, seed: int = 0) -> dict[str, list[Record]]:
     """The records of ``data.dataset`` grouped subject-wise into train / val / test.
 
     ``data`` is a :class:`facepulse.config.DataConfig`: ``data.split_file`` gives fixed
@@ -420,7 +424,7 @@ def records_by_split(data: Any, seed: int = 0) -> dict[str, list]:
 
 
 def clip_datasets(
-    data: Any,
+    data: DataConfig,
     seed: int = 0,
     *,
     augment: Mapping[str, Callable[..., Any] | None] | None = None,

@@ -20,6 +20,7 @@ batches and overlap-adds the clip outputs with Hann weights into one pulse.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,7 +225,11 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, opset: int = 17) -
     dummy = torch.zeros(1, 3, info.clip_len, info.size, info.size)
     tmp = out_path.with_name(out_path.name + ".tmp")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter's deprecation notice, and tracer notes on the
+            # models' input checks (constant for a fixed input shape)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 model,
                 (dummy,),

@@ -97,14 +97,18 @@ def _search_child(config_json: str, data_dir: str, out_json: str) -> None:
     rss_before = _rss_mib()
 
     class EpochTimer(L.Callback):
+        """Wall and CPU seconds (all threads of the process) of each training epoch."""
+
         def __init__(self) -> None:
             self.seconds: list[float] = []
+            self.cpu_seconds: list[float] = []
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.process_time()
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:
             self.seconds.append(time.perf_counter() - self._t0)
+            self.cpu_seconds.append(time.process_time() - self._c0)
 
     timer = EpochTimer()
     t0 = time.perf_counter()
@@ -115,7 +119,7 @@ def _search_child(config_json: str, data_dir: str, out_json: str) -> None:
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     Path(out_json).write_text(json.dumps({
-        "epoch_s": timer.seconds, "total_s": total, "rss_before_mib": rss_before, "peak_rss_mib": peak,
+        "epoch_s": timer.seconds, "epoch_cpu_s": timer.cpu_seconds, "total_s": total, "rss_before_mib": rss_before, "peak_rss_mib": peak,
         "genotype": str(result.genotype_path), "train_clips": len(train), "val_clips": len(val),
     }))
 
@@ -160,9 +164,9 @@ def _evaluate(model, dataset, normalize: str) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--search-epochs", type=int, default=5)
+    parser.add_argument("--search-epochs", type=int, default=4)
     parser.add_argument("--warmup-epochs", type=int, default=2, help="weights-only epochs before alphas move")
-    parser.add_argument("--train-epochs", type=int, default=10)
+    parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--channels", type=int, default=16, help="search and AutoHR width")
     parser.add_argument("--partial", type=int, default=4, help="PC-DARTS k")
     parser.add_argument("--clip-len", type=int, default=64)
@@ -216,8 +220,8 @@ def main() -> None:
     print(f"\nsearch: default space (13 ops), {config.search.n_blocks} blocks x {config.search.n_intermediate} nodes, "
           f"C={args.channels}, partial channels 1/{args.partial}, first order, batch {args.batch_size}, "
           f"{res['train_clips']} train / {res['val_clips']} val clips")
-    print(f"  epoch seconds: {', '.join(f'{s:.1f}' for s in epochs)} "
-          f"(the first {args.warmup_epochs} are weights-only warm-up)")
+    print(f"  epoch wall s (CPU s): {', '.join(f'{w:.0f} ({c:.0f})' for w, c in zip(epochs, res['epoch_cpu_s']))} "
+          f"(the first {args.warmup_epochs} are weights-only warm-up; CPU s counts both threads)")
     print(f"  total {res['total_s']:.0f} s; peak RSS {res['peak_rss_mib']:.0f} MiB "
           f"(process before the search: {res['rss_before_mib']:.0f} MiB)")
 
@@ -254,7 +258,7 @@ def main() -> None:
     n_tdc = sum(is_tdc(e.op) for cell in geno.cells for e in cell)
     print(f"\naccuracy: {args.train_epochs} epochs each, AdamW lr 1e-3, batch {args.batch_size}, hybrid loss, "
           f"final weights; {len(splits['test'])} test clips (the searched cell has {n_tdc} TDC ops)")
-    print(f"  {'model':<24} {'params':>8} {'train s':>8} {'MAE bpm':>14} {'RMSE bpm':>14}")
+    print(f"  {'model':<24} {'params':>8} {'wall s':>8} {'CPU s':>6} {'MAE bpm':>14} {'RMSE bpm':>14}")
     for name, model_name, params in candidates:
         cfg = config.model_validate({
             **config.model_dump(mode="json"),
@@ -262,15 +266,23 @@ def main() -> None:
             "model": {"name": model_name, "params": params, "normalize": "standardize"},
             "optim": {**config.optim.model_dump(mode="json"), "optimizer": "adamw", "max_epochs": args.train_epochs},
         })
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run = run_experiment(
             cfg, resume=False, progress=False,
             datamodule=ClipDataModule(cfg, train=splits["train"], val=splits["val"]),
         )
-        train_s = time.perf_counter() - t0
+        train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         (m, m_se), (r, r_se) = _evaluate(run.module.model, splits["test"], "standardize")
-        print(f"  {name:<24} {_n_params(run.module.model):>8,d} {train_s:>8.0f} "
+        print(f"  {name:<24} {_n_params(run.module.model):>8,d} {train_s:>8.0f} {train_cpu_s:>6.0f} "
               f"{m:>7.1f} +- {m_se:<4.1f} {r:>7.1f} +- {r_se:<4.1f}")
+    import numpy as np
+
+    from facepulse.eval.metrics import mae, rmse
+
+    train_mean = float(np.mean(splits["train"].hr_bpm))
+    ref = np.asarray(splits["test"].hr_bpm, dtype=np.float64)
+    (m, m_se), (r, r_se) = mae(np.full_like(ref, train_mean), ref), rmse(np.full_like(ref, train_mean), ref)
+    print(f"  {'constant (train mean HR)':<24} {0:>8,d} {0:>8.0f} {0:>6.0f} {m:>7.1f} +- {m_se:<4.1f} {r:>7.1f} +- {r_se:<4.1f}")
     load = os.getloadavg()
     print(f"\nload average at end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 

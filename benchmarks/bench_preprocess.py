@@ -3,6 +3,8 @@
 Measures, on the UBFC-rPPG videos in ../shared/data/ubfc_rppg_dev (640x480, ~30 fps):
 
 - decoding alone (frames/s, one process): the floor the preprocessing cannot beat;
+- per stage on one video with warm imports: decoding, decoding + face + ROI trace, and
+  the whole preprocessing (trace + face crops + compressed HDF5);
 - preprocessing throughput (frames/s) with 1 and 2 worker processes, face crops on, and
   with 1 worker and crops off (traces only), and each run's peak resident memory per
   worker process (each run in a fresh process; with 1 worker the video is processed in
@@ -55,6 +57,31 @@ def decode_only(reader) -> dict:
         duration_s += last_t + 1.0 / source.info.fps
     elapsed = time.perf_counter() - t0
     return {"frames": frames, "video_s": duration_s, "elapsed_s": elapsed, "frames_per_s": frames / elapsed}
+
+
+def stages(reader, video_id: str, repeats: int = 2) -> dict:
+    """One video, imports warm: decoding alone, the trace (face + ROI) alone, and the
+    whole preprocessing of the video (trace + crops + HDF5), in frames/s (best of runs)."""
+    from facepulse.datasets.cache import preprocess_record
+    from facepulse.face.detectors import make_detector
+    from facepulse.face.tracker import FaceTracker
+    from facepulse.roi.trace import extract_trace
+
+    rec = next(r for r in reader.records() if r.video_id == video_id)
+    best = {"decode": 0.0, "trace": 0.0, "preprocess": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        preprocess_record(reader, rec, Path(tmp) / "warm.h5")
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            n = sum(1 for _ in reader.open_video(rec))
+            best["decode"] = max(best["decode"], n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            extract_trace(reader.open_video(rec), FaceTracker(make_detector("auto")))
+            best["trace"] = max(best["trace"], n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            preprocess_record(reader, rec, Path(tmp) / f"{i}.h5")
+            best["preprocess"] = max(best["preprocess"], n / (time.perf_counter() - t0))
+    return {"video": video_id, "frames": n, **{f"{k}_frames_per_s": round(v, 1) for k, v in best.items()}}
 
 
 def preprocess_run(data: Path, dataset: str, size: int, clips: bool, workers: int, cache: Path) -> dict:
@@ -181,6 +208,9 @@ def main() -> None:
     print(f"load average {load()}; decoding only ...", flush=True)
     results["decode_only"] = dec = decode_only(reader)
     print(f"  {dec['frames']} frames ({dec['video_s'] / 60:.2f} min) at {dec['frames_per_s']:.0f} frames/s", flush=True)
+
+    results["stages"] = st = stages(reader, reader.records()[0].video_id)
+    print(f"  stages (one video, warm): {st}", flush=True)
 
     runs, keep = [], None
     plans = [(1, True), (2, True)] + ([] if args.skip_traces_only else [(1, False)])

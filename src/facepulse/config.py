@@ -133,6 +133,7 @@ class ContrastiveConfig(_Strict):
     band_bpm: tuple[float, float] = (40.0, 250.0)
     bank_weight: float = Field(1.0, ge=0)  # weight of the memory-bank negatives
     interpolation: Literal["nearest", "linear"] = "nearest"  # how sped-up clips pick frames
+    window: Literal["hann"] | None = None  # taper of the views before their spectra
     saliency_sparsity: float = Field(0.0, ge=0)  # weight of the saliency entropy loss
     saliency_temporal: float = Field(0.0, ge=0)  # weight of the saliency frame-to-frame loss
     saliency_params: dict[str, Any] = Field(default_factory=dict)  # SaliencySampler options

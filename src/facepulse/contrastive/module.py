@@ -176,7 +176,9 @@ class ContrastiveModule(L.LightningModule):
         torch.manual_seed(config.seed)  # same config -> same initial weights
         self.model = build_contrastive_model(config)
         c = config.contrastive
-        self.loss_fn = MultiViewTripletLoss(c.distance, c.band_bpm[0], c.band_bpm[1], bank_weight=c.bank_weight)
+        self.loss_fn = MultiViewTripletLoss(
+            c.distance, c.band_bpm[0], c.band_bpm[1], bank_weight=c.bank_weight, window=c.window
+        )
         self.bank = MemoryBank(c.memory_bank) if c.memory_bank else None
 
     # ------------------------------------------------------------------- optimiser

@@ -36,15 +36,21 @@ class ViewDistance:
     #: True when ``embed`` returns power spectra that a memory bank can hold.
     spectral: bool = True
 
-    def __init__(self, min_bpm: float = SSL_MIN_BPM, max_bpm: float = SSL_MAX_BPM, n_fft: int | None = None) -> None:
+    def __init__(
+        self,
+        min_bpm: float = SSL_MIN_BPM,
+        max_bpm: float = SSL_MAX_BPM,
+        n_fft: int | None = None,
+        window: str | None = None,
+    ) -> None:
         check_band(min_bpm, max_bpm, "contrastive distance")
-        self.min_bpm, self.max_bpm, self.n_fft = min_bpm, max_bpm, n_fft
+        self.min_bpm, self.max_bpm, self.n_fft, self.window = min_bpm, max_bpm, n_fft, window
 
     def embed(self, views: torch.Tensor, fps: torch.Tensor) -> torch.Tensor:
         """(B, N, W) views at ``fps`` (B,) -> (B, N, F) features."""
         b, n, w = views.shape
         fps_views = fps.repeat_interleave(n)
-        _, psd, _ = band_psd(views.reshape(b * n, w), fps_views, self.min_bpm, self.max_bpm, self.n_fft)
+        _, psd, _ = band_psd(views.reshape(b * n, w), fps_views, self.min_bpm, self.max_bpm, self.n_fft, self.window)
         return psd.reshape(b, n, -1)
 
     def band_bins(self, views: torch.Tensor, fps: torch.Tensor) -> torch.Tensor:
@@ -152,11 +158,15 @@ class MultiViewTripletLoss(nn.Module):
         n_fft: int | None = None,
         bank_weight: float = 1.0,
         reduction: str = "mean",
+        window: str | None = None,
     ) -> None:
         super().__init__()
         if reduction not in ("mean", "none"):
             raise ConfigError(f"triplet loss: reduction {reduction!r} unknown; available: mean, none")
-        self.distance = build_distance(distance, min_bpm=min_bpm, max_bpm=max_bpm, n_fft=n_fft)
+        options = {"min_bpm": min_bpm, "max_bpm": max_bpm, "n_fft": n_fft}
+        if window is not None:
+            options["window"] = window
+        self.distance = build_distance(distance, **options)
         self.bank_weight = bank_weight
         self.reduction = reduction
 

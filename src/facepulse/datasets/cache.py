@@ -388,7 +388,7 @@ def preprocess_record(
     reference = reader.load_reference(record)  # a broken reference fails before decoding
     source = reader.open_video(record)
     fps = float(source.info.fps)
-    writer = _CacheWriter(tmp, config, fps)
+    writer: _CacheWriter | None = None
     half = int(round(0.5 * config.box_smooth_s * fps))
     cropper = _ClipCropper(config.size, config.box_scale, half) if config.clips else None
     counter = [0]
@@ -406,6 +406,7 @@ def preprocess_record(
                 raise _Stopped(record.video_id)
 
     try:
+        writer = _CacheWriter(tmp, config, fps)
         # The same tracker and trace settings as facepulse.predict, so the cached trace
         # gives exactly the figures of the predict path.
         tracker = FaceTracker(make_detector(config.detector))
@@ -446,7 +447,8 @@ def preprocess_record(
         writer.finish(trace.n_frames, arrays, attrs)
         os.replace(tmp, path)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         tmp.unlink(missing_ok=True)
         raise
     if on_frames is not None and counter[0]:

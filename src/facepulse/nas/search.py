@@ -340,7 +340,7 @@ class SearchModule(L.LightningModule):
         dm = self.trainer.datamodule
         if dm is None:
             raise ConfigError("search: needs a datamodule with a val_dataloader for the architecture step")
-        for attempt in range(2):
+        for _ in range(2):
             if self._val_iter is None:
                 self._val_iter = iter(dm.val_dataloader())
             try:

@@ -217,6 +217,10 @@ class ContrastiveModule(L.LightningModule):
         terms, br, _ = self.contrast_terms(batch)
         loss = terms.loss.mean()
         b = br.anchor.shape[0]
+        if c.ipr_weight > 0:
+            ipr = irrelevant_power_ratio(br.anchor, batch_fps(batch, br.anchor), *c.band_bpm).mean()
+            loss = loss + c.ipr_weight * ipr
+            self.log("train_ipr", ipr, batch_size=b)
         if br.saliency is not None:
             sparsity, temporal = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
             loss = loss + c.saliency_sparsity * sparsity + c.saliency_temporal * temporal

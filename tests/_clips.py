@@ -17,9 +17,9 @@ def noise_clips(n: int, clip_len: int = 32, size: int = 16, fps: float = 30.0, s
     return ArrayClips(clips, ppg, hr_bpm, fps, [f"v{i // 4}" for i in range(n)])
 
 
-def render_videos(seeds, size: int = 32, duration_s: float = 12.0, fps: float = 30.0, overrides=None):
+def render_videos(seeds, size: int = 32, duration_s: float = 12.0, fps: float = 30.0, overrides=None, scenario="still"):
     """Synthetic face videos (facepulse.synth, in memory) whose frame is the face crop:
-    the face fills most of a ``size`` x ``size`` frame."""
+    the face fills most of a ``size`` x ``size`` frame. ``overrides``: forced parameters."""
     from facepulse.synth import SynthParams, generate_video, sample_params
     from facepulse.synth.params import CameraParams
 
@@ -27,7 +27,7 @@ def render_videos(seeds, size: int = 32, duration_s: float = 12.0, fps: float = 
         duration_s=duration_s,
         camera=CameraParams(width=size, height=size, fps=fps, exposure_s=min(0.01, 1 / fps), face_height_frac=0.8),
     )
-    return [generate_video(sample_params("still", seed=s, base=base, overrides=overrides), seed=s) for s in seeds]
+    return [generate_video(sample_params(scenario, seed=s, base=base, overrides=overrides), seed=s) for s in seeds]
 
 
 def video_clips(videos, clip_len: int = 64, stride: int = 32) -> ArrayClips:

@@ -142,3 +142,9 @@ def test_existing_outputs_survive_a_failed_run(face_video: Path, tmp_path: Path)
     proc = run_cli("predict", str(face_video), "--method", "magic", "--json", str(out))
     assert proc.returncode != 0
     assert json.loads(out.read_text()) == {"kept": True}
+
+
+def test_usage_error_exits_2_without_traceback() -> None:
+    proc = run_cli("predict", "--bogus-option")
+    assert proc.returncode == 2
+    assert "No such option" in proc.stderr and "Traceback" not in proc.stderr

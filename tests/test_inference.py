@@ -29,7 +29,7 @@ from facepulse.models.inference import (
 from facepulse.train.data import ClipDataModule
 from facepulse.train.runner import run_experiment
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # see tests/test_train.py
 
 CLIP_LEN, SIZE = 32, 16
 

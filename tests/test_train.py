@@ -18,7 +18,8 @@ from facepulse.errors import ConfigError
 from facepulse.train.data import AugmentedClips, ClipDataModule, SeededSampler, augment_specs, build_config_augment
 from facepulse.train.runner import run_experiment
 
-torch.set_num_threads(2)
+# One thread: on a shared 2-core machine OpenMP's spinning threads make two far slower.
+torch.set_num_threads(1)
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -88,16 +89,21 @@ def test_augment_config_maps_onto_augmentations():
 # ------------------------------------------------------------------------- learning
 @pytest.mark.slow
 def test_physnet_learns_hr_on_synthetic_videos(tmp_path, monkeypatch):
-    """A narrow PhysNet trained for a few minutes predicts held-out videos far better."""
+    """A narrow PhysNet trained for a minute or two predicts held-out videos far better.
+
+    40 short training videos (each its own person, HR 50-120 bpm), 4 held-out ones.
+    The camera is noise-free so that the few hundred CPU steps of a test suffice; with
+    sensor noise a model this small needs far more videos and steps to generalise.
+    """
     from facepulse.models.inference import PulseModel, TorchRunner, load_model, model_info, video_pulse
     from facepulse.signal.hr import estimate_hr_bpm
     from facepulse.train.module import SupervisedModule
 
     monkeypatch.chdir(tmp_path)
-    # strong pulse, little sensor noise: learnable in a few hundred steps on a CPU
-    look = {"optics.pulse_amplitude": 0.02, "camera.read_noise_dn": 0.5}
-    videos = render_videos(range(100, 114), overrides=look)
-    train, val, test = videos[:8], videos[8:10], videos[10:]
+    look = {"optics.pulse_amplitude": 0.02, "camera.read_noise_dn": 0.0, "camera.dn_per_electron": 0.0}
+    train = render_videos(range(100, 140), duration_s=6.0, overrides=look)
+    val = render_videos(range(140, 142), duration_s=6.0, overrides=look)
+    test = render_videos(range(200, 204), duration_s=12.0, overrides=look)
     cfg = load_config(
         None,
         [
@@ -123,8 +129,8 @@ def test_physnet_learns_hr_on_synthetic_videos(tmp_path, monkeypatch):
     untrained = test_mae(TorchRunner(PulseModel(SupervisedModule(cfg).model, "diff"), model_info(cfg)))
     result = run_experiment(cfg, resume=False, datamodule=dm, progress=False)
     trained = test_mae(load_model(result.best_ckpt))
-    print(f"held-out HR MAE: untrained {untrained:.1f} bpm, trained {trained:.1f} bpm")
-    assert trained < 5.0
+    print(f"held-out HR MAE: untrained {untrained:.1f} bpm, trained {trained:.1f} bpm (val MAE {result.best_score:.1f})")
+    assert trained < 3.0
     assert trained < untrained / 2
 
 
@@ -138,7 +144,7 @@ KILL_SCRIPT = """
     from facepulse.train.data import ClipDataModule
     from facepulse.train.runner import run_experiment
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
 
     class KillInSecondEpoch(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):

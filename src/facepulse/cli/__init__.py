@@ -51,16 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(ex.exit_code or 0)
     except SystemExit as ex:  # click usage errors already printed their message
         return int(ex.code or 0) if isinstance(ex.code, int) else 1
-    except Exception as ex:  # click.ClickException and friends
-        import click
-
-        if isinstance(ex, click.exceptions.Abort):
-            print("facepulse: aborted", file=sys.stderr)
-            return 130
-        if isinstance(ex, click.ClickException):
-            ex.show()
-            return ex.exit_code
-        raise
+    except typer.Abort:
+        print("facepulse: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as ex:  # usage errors (bad option, missing argument...)
+        show = getattr(ex, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"facepulse: error: {ex.format_message()}", file=sys.stderr)
+        return int(getattr(ex, "exit_code", 2) or 2)
     # Without standalone mode, typer returns the code of an Exit (Ctrl-C becomes Exit(130)).
     if isinstance(rc, int) and not isinstance(rc, bool):
         if rc == 130:

@@ -37,12 +37,13 @@ from facepulse.contrastive.resample import (
     valid_length,
 )
 from facepulse.contrastive.saliency import SaliencyModel, saliency_sparsity, saliency_temporal
-from facepulse.contrastive.triplet import MultiViewTripletLoss, TripletTerms
+from facepulse.contrastive.triplet import MultiViewTripletLoss
 from facepulse.errors import ConfigError, InputError
-from facepulse.losses import irrelevant_power_ratio, rfft_psd
-from facepulse.losses.spectral import as_batch_values, band_mask
+from facepulse.losses import irrelevant_power_ratio
+from facepulse.losses.spectral import as_batch_values
 from facepulse.models import build_model
 from facepulse.models.normalize import normalize_clip
+from facepulse.train.module import VAL_BAND_BPM, build_optimizer, clip_hr_bpm, pulse_from_output
 
 Batch = Mapping[str, Any]
 
@@ -56,8 +57,8 @@ class Branches:
     positive : (B, T) the negative slowed back down; only ``positive[b, :positive_len[b]]``
         comes from the negative (the rest repeats its last value).
     factor : (B,) resampling factors r; positive_len : (B,) long.
-    saliency : (B, T + L... ) saliency maps of the anchor (B, T, g, g) and negative
-        (B, L, g, g) clips concatenated in time, or None without a saliency sampler.
+    saliency : (B, T + L, g, g) saliency maps of the anchor's T frames then the
+        negative's L frames, or None without a saliency sampler.
     """
 
     anchor: torch.Tensor
@@ -106,22 +107,11 @@ def frequency_contrast(
     for name, out, n in (("anchor", anchor, t), ("negative", negative, n_neg)):
         if out.shape != (b, n):
             raise InputError(f"contrastive backbone must return pulses (B, T) = {(b, n)}, got {tuple(out.shape)} ({name})")
-    # positive[t] = negative[t / r], defined while t / r <= n_neg - 1
-    positive_len = valid_length(t, 1.0 / factor).clamp(max=t)
-    positive_len = torch.minimum(positive_len, torch.floor((n_neg - 1) * factor + 1e-4).long() + 1)
+    # positive[t] = negative[t / r], real while t / r <= n_neg - 1
+    positive_len = (torch.floor((n_neg - 1) * factor + 1e-4).long() + 1).clamp(max=t)
     positive = resample_signals(negative, 1.0 / factor, length=t, pad="edge")
     saliency = None if sal_a is None else torch.cat([sal_a, sal_n], dim=1)
     return Branches(anchor, negative, positive, factor, positive_len, saliency)
-
-
-def peak_hr_bpm(pulse: torch.Tensor, fps: float | torch.Tensor, min_bpm: float = 40.0, max_bpm: float = 180.0) -> torch.Tensor:
-    """(B,) heart rate in bpm at the in-band peak of each pulse's zero-padded periodogram.
-
-    Gideon & Stent, ICCV 2021 (HR = spectral peak of the predicted pulse).
-    """
-    freqs, power = rfft_psd(pulse.detach(), fps, window="hann")
-    power = power * band_mask(freqs, min_bpm / 60.0, max_bpm / 60.0)
-    return torch.gather(freqs, 1, power.argmax(dim=-1, keepdim=True))[:, 0] * 60.0
 
 
 def build_contrastive_model(config: ExperimentConfig) -> nn.Module:
@@ -131,7 +121,11 @@ def build_contrastive_model(config: ExperimentConfig) -> nn.Module:
     if c.saliency and not isinstance(model, SaliencyModel):
         from facepulse.contrastive.saliency import SaliencySampler
 
-        model = SaliencyModel(model, SaliencySampler(**c.saliency_params))
+        try:
+            sampler = SaliencySampler(**c.saliency_params)
+        except TypeError as err:
+            raise ConfigError(f"contrastive.saliency_params: {err}") from None
+        model = SaliencyModel(model, sampler)
     return model
 
 
@@ -181,66 +175,69 @@ class ContrastiveModule(L.LightningModule):
         )
         self.bank = MemoryBank(c.memory_bank) if c.memory_bank else None
 
-    # ------------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        o = self.config.optim
-        params = self.model.parameters()
-        if o.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
-        if o.optimizer == "adam":
-            return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        return build_optimizer(self.model.parameters(), self.config)
 
     # ------------------------------------------------------------------------ steps
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Pulse (B, T) of raw clips (normalised as ``model.normalize`` says)."""
         return self.model(normalize_clip(clips, self.config.model.normalize))
 
-    def contrast_terms(self, batch: Batch) -> tuple[TripletTerms, Branches, torch.Tensor]:
-        """Triplet terms, branches and frame rates of one batch (no memory-bank update)."""
+    def step_losses(self, batch: Batch, update_bank: bool = False) -> dict[str, torch.Tensor]:
+        """All training terms of one batch (scalars): ``loss`` (the total), ``positive``,
+        ``negative``, ``bank`` (triplet terms), ``ipr``, ``sparsity``, ``temporal``.
+
+        ``update_bank`` pushes the batch's anchor spectra into the memory bank afterwards
+        (never before: a clip must not be its own negative).
+        """
         c = self.config.contrastive
         clips = batch["clip"]
         fps = batch_fps(batch, clips.float())
         factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, device=clips.device)
         br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize)
-        anchor = sample_views(br.anchor, c.n_views, c.view_len)
-        positive = sample_views(br.positive, c.n_views, c.view_len, br.positive_len)
-        negative = sample_views(br.negative, c.n_views, c.view_len)
+        # float32 for the spectra: FFTs have no bf16 kernels (bf16-mixed precision)
+        anchor = sample_views(br.anchor.float(), c.n_views, c.view_len)
+        positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len)
+        negative = sample_views(br.negative.float(), c.n_views, c.view_len)
         bank = self.bank.spectra() if self.bank is not None and len(self.bank) else None
         terms = self.loss_fn.terms(anchor, positive, negative, fps, bank)
-        if self.bank is not None:
-            self._pending = (self.loss_fn.spectra(anchor, fps), fps)
-        return terms, br, fps
+        out = {
+            "positive": terms.positive.mean(),
+            "negative": terms.negative.mean(),
+            "bank": terms.bank.mean(),
+        }
+        loss = terms.loss.mean()
+        if c.ipr_weight > 0:
+            out["ipr"] = irrelevant_power_ratio(br.anchor.float(), fps, *c.band_bpm).mean()
+            loss = loss + c.ipr_weight * out["ipr"]
+        if br.saliency is not None:
+            out["sparsity"], out["temporal"] = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
+            loss = loss + c.saliency_sparsity * out["sparsity"] + c.saliency_temporal * out["temporal"]
+        if update_bank and self.bank is not None:
+            self.bank.push(self.loss_fn.spectra(anchor, fps), fps)
+        out["loss"] = loss
+        return out
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        c = self.config.contrastive
-        terms, br, _ = self.contrast_terms(batch)
-        loss = terms.loss.mean()
-        b = br.anchor.shape[0]
-        if c.ipr_weight > 0:
-            ipr = irrelevant_power_ratio(br.anchor, batch_fps(batch, br.anchor), *c.band_bpm).mean()
-            loss = loss + c.ipr_weight * ipr
-            self.log("train_ipr", ipr, batch_size=b)
-        if br.saliency is not None:
-            sparsity, temporal = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
-            loss = loss + c.saliency_sparsity * sparsity + c.saliency_temporal * temporal
-            self.log("train_saliency_sparsity", sparsity, batch_size=b)
-            self.log("train_saliency_temporal", temporal, batch_size=b)
-        if self.bank is not None:
-            self.bank.push(*self._pending)  # after the loss: a clip is never its own negative
-            self.log("train_bank", terms.bank.mean(), batch_size=b)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
-        self.log("train_pos", terms.positive.mean(), on_epoch=True, batch_size=b)
-        self.log("train_neg", terms.negative.mean(), on_epoch=True, batch_size=b)
-        return loss
+        out = self.step_losses(batch, update_bank=True)
+        b = batch["clip"].shape[0]
+        self.log("train_loss", out["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
+        for name, value in out.items():
+            if name != "loss" and (name != "bank" or self.bank is not None):
+                self.log(f"train_{name}", value, on_epoch=True, batch_size=b)
+        return out["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         lo, hi = self.config.contrastive.band_bpm
-        clips = normalize_clip(batch["clip"], self.config.model.normalize)
-        pred = self.model(clips)
+        pred = self(batch["clip"]).float()
         fps = batch_fps(batch, pred)
+        pulse = pulse_from_output(pred, self.config.model.normalize)
         b = pred.shape[0]
-        self.log("val_ipr", irrelevant_power_ratio(pred, fps, lo, hi).mean(), prog_bar=True, batch_size=b)
-        if "hr_bpm" in batch and batch["hr_bpm"] is not None:  # information only, never selection
-            hr = as_batch_values(batch["hr_bpm"], b, pred, "hr_bpm")
-            self.log("val_mae_bpm", (peak_hr_bpm(pred, fps) - hr).abs().mean(), prog_bar=True, batch_size=b)
+        ipr = irrelevant_power_ratio(pulse, fps, lo, hi).mean()
+        self.log("val_ipr", ipr, prog_bar=True, batch_size=b, sync_dist=True)
+        hr = batch.get("hr_bpm")
+        if hr is not None:  # information only, never used for selection
+            hr = as_batch_values(hr, b, pred, "hr_bpm")
+            if bool(torch.isfinite(hr).all()):
+                mae = (clip_hr_bpm(pulse, fps, *VAL_BAND_BPM) - hr).abs().mean()
+                self.log("val_mae_bpm", mae, prog_bar=True, batch_size=b, sync_dist=True)

@@ -332,21 +332,21 @@ def test_config_checks_and_shipped_configs():
 
 # -------------------------------------------------------------------------- training
 def face_clips(seeds, *, labels: bool, clip_len: int = 128, stride: int = 32, size: int = 8):
-    """ArrayClips of synthetic face crops (still head, strong clean pulse: a few minutes of
-    CPU must suffice). Without ``labels`` the clips carry NaN HR and zero PPG: any use of
-    them in training would show."""
+    """ArrayClips of synthetic face crops: each video's (still) face box cut out and shrunk
+    to ``size`` px, with a strong clean pulse so that a few minutes of CPU suffice. Without
+    ``labels`` the clips carry NaN HR and zero PPG: any use of them in training would show."""
     import cv2
 
     from facepulse.synth import SynthParams, generate_video, sample_params
     from facepulse.synth.params import CameraParams
     from facepulse.train.data import ArrayClips
 
-    base = SynthParams(duration_s=12.0, camera=CameraParams(width=32, height=32, fps=FPS))
-    overrides = {"optics.pulse_amplitude": 0.02, "camera.face_height_frac": 0.9}
+    base = SynthParams(duration_s=12.0, camera=CameraParams(width=64, height=64, fps=FPS))
     clips, ppg, hr, ids = [], [], [], []
     for seed in seeds:
-        v = generate_video(sample_params("still", seed=seed, base=base, overrides=overrides), seed=seed)
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in v.frames])
+        v = generate_video(sample_params("still", seed=seed, base=base, overrides={"optics.pulse_amplitude": 0.02}), seed)
+        x0, y0, x1, y1 = np.round(v.truth.face_boxes_xyxy.mean(axis=0)).astype(int).clip(0, 64)
+        frames = np.stack([cv2.resize(f[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA) for f in v.frames])
         for s in range(0, len(frames) - clip_len + 1, stride):
             clips.append(frames[s : s + clip_len])
             ppg.append(v.ppg[s : s + clip_len] if labels else np.zeros(clip_len))

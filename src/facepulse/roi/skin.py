@@ -20,6 +20,7 @@ from facepulse.registry import Registry
 
 __all__ = [
     "ROIS",
+    "anchor_points",
     "roi_polygons",
     "skin_colour_filter",
     "skin_mask",
@@ -39,6 +40,19 @@ FOREHEAD_BOTTOM_PAIRS = ((333, 334), (299, 296), (337, 336), (151, 9), (108, 107
 # Cheeks below the lower eyelid, beside the nose, above the mouth corners and the jaw edge.
 CHEEK_RIGHT = (117, 118, 119, 120, 100, 142, 203, 206, 207, 187, 147, 123)
 CHEEK_LEFT = (346, 347, 348, 349, 329, 371, 423, 426, 427, 411, 376, 352)
+
+# Points that move rigidly with the forehead and cheeks: the ROI's own outline points and
+# the nose bridge (not the jaw, lips or eyelids, which move when the person talks or
+# blinks). Trace extraction fits the face's motion to these.
+ANCHORS = tuple(
+    sorted(
+        set(FOREHEAD_TOP)
+        | {k for pair in FOREHEAD_BOTTOM_PAIRS for k in pair}
+        | set(CHEEK_RIGHT)
+        | set(CHEEK_LEFT)
+        | {168, 6, 197, 195, 5, 4}
+    )
+)
 
 # Without landmarks (box-only detectors such as Haar): sub-boxes as fractions
 # (x0, y0, x1, y1) of the face box, placed for OpenCV's frontal-face cascade boxes,
@@ -99,6 +113,20 @@ def forehead(face: Face) -> list[np.ndarray]:
 def cheeks(face: Face) -> list[np.ndarray]:
     """Both cheeks only (for faces whose forehead is covered by hair or a cap)."""
     return _cheeks(face)
+
+
+def anchor_points(face: Face) -> np.ndarray:
+    """Points of ``face`` that move rigidly with its skin ROI, ``(K, 2)`` float pixels.
+
+    With the 468 MediaPipe landmarks: the forehead and cheek outline points and the nose
+    bridge (``ANCHORS``, K = 51), whose motion from frame to frame is the skin's. With a
+    box only: its four corners. Fitting an affine map between a face's anchors in two
+    frames tells where each ROI pixel of one frame went in the other.
+    """
+    if _has_mesh(face):
+        return face.landmarks_xy[list(ANCHORS)]
+    x0, y0, x1, y1 = face.box_xyxy
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
 
 
 def roi_polygons(face: Face, roi: str = "skin") -> list[np.ndarray]:

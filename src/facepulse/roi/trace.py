@@ -1,9 +1,13 @@
 """RGB traces: the mean skin colour of the tracked face, frame by frame.
 
 :func:`extract_trace` makes one pass over a :class:`~facepulse.io.video.FrameSource`
-(bounded memory), tracks the face, and averages the skin-ROI pixels of each frame. The
-ROI mask is rebuilt only when the tracked face has moved, and the average is taken
-inside the ROI's bounding box, so the per-frame cost is a small masked mean.
+(bounded memory), tracks the face (the :class:`~facepulse.face.tracker.FaceTracker`
+follows it between detections by optical flow), and averages the skin-ROI pixels of
+each frame. The ROI is drawn once on the face and carried along with it: each frame is
+resampled into the pose the ROI was drawn in (an affine map fitted to the face's
+landmarks) and averaged under the same mask, so the mean covers the same patch of skin
+whatever the head does. The per-frame cost is the warp of the ROI's bounding box and a
+masked mean.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from facepulse.errors import ConfigError, InputError, NoFaceError
 from facepulse.face.detectors import Face, FaceDetector, make_detector
 from facepulse.face.tracker import FaceTracker
 from facepulse.io.video import FrameSource, open_video
-from facepulse.roi.skin import ROIS, skin_mask_crop
+from facepulse.roi.skin import ROIS, anchor_points, roi_polygons, skin_mask_crop
 
 __all__ = ["FrameCallback", "Trace", "extract_trace", "resample_uniform"]
 
@@ -52,7 +56,8 @@ class Trace:
     interpolated : (N,) bool, True where ``rgb`` was linearly interpolated over a short gap.
     path : the source's path, or None for an array.
     n_detections : face-detector calls made (diagnostics: cost of the pass).
-    n_roi_rebuilds : times the ROI mask was rebuilt because the face moved.
+    n_roi_rebuilds : times the ROI was drawn: once at the start, then again each time the
+        face changed shape (or scale) beyond what the affine map that carries the ROI follows.
     """
 
     timestamps_s: np.ndarray
@@ -79,17 +84,35 @@ class Trace:
         return float(self.timestamps_s[-1] + 1.0 / self.fps) if self.n_frames else 0.0
 
 
-class _RoiCache:
-    """The ROI mask of the last face it was built for, reused until the face moves.
+class _FaceFixedRoi:
+    """The skin ROI drawn once on the face and carried along with it, frame by frame.
 
-    With ``level_match``, each rebuild measures the frame under both the old and the new
-    mask and carries the per-channel ratio forward as a gain, so swapping pixel sets does
-    not put a step into the trace (a step of 1-3 levels is ten times the pulse).
+    The ROI mask is built (polygons + colour filter) on one *reference* frame. On every
+    frame after it, an affine map from the reference face to the current face is fitted
+    to the ROI's anchor points, and the current frame is resampled into the reference
+    face's pose (bilinear), where the same mask is averaged. The mean is then over the
+    same patch of skin in every frame, whatever the head does, and it moves smoothly by
+    fractions of a pixel instead of in whole-pixel steps of a redrawn mask; the colour
+    filter, run once, cannot flip pixels in and out from frame to frame.
+
+    The reference is rebuilt only when the face changed shape beyond what an affine map
+    describes (the anchors fit worse than ``tol_px``: a head turn, a new face), when its
+    scale changed by more than 1.6x, and on every frame while the ROI is cut by the
+    frame's edge or holds no skin pixel (so it grows back as the face comes in). With
+    ``level_match``, a rebuild measures this frame under both the old and the new ROI and
+    carries the per-channel ratio forward as a gain, so swapping pixel sets puts no step
+    into the trace (a step of 1-3 levels is ten times the pulse). Both ROIs are on the
+    face in that frame, so the ratio is the difference between the pixel sets and nothing
+    else (the old design matched levels against a mask left behind by a moving head, and
+    the ratios, compounded over hundreds of rebuilds, carried the motion into the trace).
     """
 
     # Old/new ratios beyond this are a real colour change (e.g. after a jump), not a
     # pixel-set swap, and are left in the trace.
     MAX_LEVEL_RATIO = 1.15
+    # Scale of the face against the reference beyond which the ROI is redrawn at the
+    # new size (resampling a much smaller or larger face blurs or skips pixels).
+    MAX_SCALE_RATIO = 1.6
 
     def __init__(
         self, roi: str, colour_filter: bool, tol_px: float | None, level_match: bool = True
@@ -99,47 +122,103 @@ class _RoiCache:
         self.tol_px = tol_px
         self.level_match = level_match
         self.gain = np.ones(3)
-        self.face: Face | None = None  # the face the mask was built for
+        self.mask: np.ndarray | None = None  # (h, w) bool in the reference frame's crop
         self.mask_u8: np.ndarray | None = None
-        self.mask: np.ndarray | None = None
-        self.bounds = (0, 0, 0, 0)
-        self.count = 0
+        self._mask_count = 0
+        self.origin = np.zeros(2)  # the crop's top-left corner, reference frame pixels
+        self._anchors_pinv: np.ndarray | None = None  # (3, K) least-squares solver
+        self._anchors_h: np.ndarray | None = None  # (K, 3) homogeneous reference anchors
+        self.matrix: np.ndarray | None = None  # (2, 3) crop pixels -> current frame pixels
+        self.count = 0  # pixels averaged in the current frame
+        self.complete = False  # the ROI was drawn whole (not cut by the frame's edge)
         self.rebuilds = 0
 
     def update(self, frame_rgb: np.ndarray, face: Face) -> None:
-        if face is self.face or (self.face is not None and not self._moved(face)):
-            return
-        before = self._raw_mean(frame_rgb) if self.level_match else None
-        self.mask, self.bounds = skin_mask_crop(
-            frame_rgb, face, roi=self.roi, colour_filter=self.colour_filter
-        )
-        self.mask_u8 = self.mask.astype(np.uint8)
-        self.count = int(self.mask.sum())
-        self.face = face
-        self.rebuilds += 1
+        """Place the ROI on ``face`` in this frame (rebuilding it if the face changed shape)."""
+        anchors = anchor_points(face)
+        fit = self._fit(anchors)
+        before = None
+        if fit is not None:
+            matrix, residual_px, scale = fit
+            tol = self.tol_px if self.tol_px is not None else max(1.0, 0.02 * face.width)
+            self.matrix = matrix
+            if (
+                self.complete
+                and residual_px <= tol
+                and 1 / self.MAX_SCALE_RATIO <= scale <= self.MAX_SCALE_RATIO
+            ):
+                return
+            before = self._raw_mean(frame_rgb) if self.level_match else None
+        self._build(frame_rgb, face, anchors)
         after = self._raw_mean(frame_rgb) if before is not None else None
         if before is not None and after is not None and np.all(after > 0):
             ratio = before / after
             if np.all(np.abs(np.log(ratio)) <= np.log(self.MAX_LEVEL_RATIO)):
                 self.gain = self.gain * ratio
 
-    def _moved(self, face: Face) -> bool:
-        """Whether the box or any landmark moved more than the tolerance since the build."""
-        tol = self.tol_px if self.tol_px is not None else max(1.0, 0.01 * face.width)
-        if np.abs(face.box_xyxy - self.face.box_xyxy).max() > tol:
-            return True
-        old, new = self.face.landmarks_xy, face.landmarks_xy
-        if (old is None) != (new is None):
-            return True
-        return old is not None and (old.shape != new.shape or np.abs(new - old).max() > tol)
+    def _fit(self, anchors: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """Affine map reference crop -> this frame, its RMS anchor residual (px), its scale."""
+        if self._anchors_pinv is None or anchors.shape[0] != self._anchors_h.shape[0]:
+            return None
+        transform = (self._anchors_pinv @ anchors).T  # (2, 3): reference frame -> this frame
+        residual = anchors - self._anchors_h @ transform.T
+        residual_px = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
+        scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+        # Crop pixels (u, v) are reference pixels (u, v) + origin.
+        matrix = transform.copy()
+        matrix[:, 2] += transform[:, :2] @ self.origin
+        return matrix, residual_px, scale
+
+    def _build(self, frame_rgb: np.ndarray, face: Face, anchors: np.ndarray) -> None:
+        self.mask, (x0, y0, _x1, _y1) = skin_mask_crop(
+            frame_rgb, face, roi=self.roi, colour_filter=self.colour_filter
+        )
+        self.mask_u8 = self.mask.astype(np.uint8)
+        self._mask_count = int(self.mask.sum())
+        points = np.vstack(roi_polygons(face, self.roi))
+        height, width = frame_rgb.shape[:2]
+        inside = points.min() >= 0 and points[:, 0].max() < width and points[:, 1].max() < height
+        self.complete = bool(inside and self.mask.any())
+        self.origin = np.array([x0, y0], dtype=np.float64)
+        self._anchors_h = np.hstack([anchors, np.ones((anchors.shape[0], 1))])
+        # Box-only faces have 4 anchors (an exact fit); meshes 51 (a least-squares one).
+        self._anchors_pinv = np.linalg.pinv(self._anchors_h)
+        self.matrix = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])
+        self.rebuilds += 1
 
     def _raw_mean(self, frame_rgb: np.ndarray) -> np.ndarray | None:
+        """Mean RGB of the ROI in this frame (the frame resampled into the reference pose)."""
         import cv2
 
-        if self.count == 0:
+        self.count = 0
+        if self.mask is None or self.matrix is None or self._mask_count == 0:
             return None
-        x0, y0, x1, y1 = self.bounds
-        return np.array(cv2.mean(frame_rgb[y0:y1, x0:x1], mask=self.mask_u8)[:3])
+        h, w = self.mask.shape
+        height, width = frame_rgb.shape[:2]
+        corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], dtype=np.float64)
+        mapped = corners @ self.matrix.T  # the crop's corners in this frame
+        inside = np.all((mapped >= 0) & (mapped <= (width - 1, height - 1)))
+        warped = cv2.warpAffine(
+            frame_rgb,
+            self.matrix,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
+        )
+        mask = self.mask_u8
+        if not inside:
+            # Part of the ROI lies outside the frame: average the part inside only.
+            u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+            x = self.matrix[0, 0] * u + self.matrix[0, 1] * v + self.matrix[0, 2]
+            y = self.matrix[1, 0] * u + self.matrix[1, 1] * v + self.matrix[1, 2]
+            in_frame = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+            mask = (self.mask & in_frame).astype(np.uint8)
+        count = self._mask_count if inside else int(cv2.countNonZero(mask))
+        if count == 0:
+            return None
+        self.count = count
+        return np.array(cv2.mean(warped, mask=mask)[:3])
 
     def mean_rgb(self, frame_rgb: np.ndarray) -> tuple[float, float, float] | None:
         raw = self._raw_mean(frame_rgb)
@@ -149,11 +228,16 @@ class _RoiCache:
         return float(r), float(g), float(b)
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
-        mask = np.zeros(shape, dtype=bool)
-        x0, y0, x1, y1 = self.bounds
-        if self.mask is not None and self.count:
-            mask[y0:y1, x0:x1] = self.mask
-        return mask
+        """The ROI in the current frame's pixels, (H, W) bool (for previews)."""
+        import cv2
+
+        if self.mask is None or self.matrix is None:
+            return np.zeros(shape, dtype=bool)
+        height, width = shape
+        # warpAffine inverts the (crop -> frame) matrix itself: frame pixel p takes the
+        # mask value at matrix^-1 p.
+        warped = cv2.warpAffine(self.mask_u8, self.matrix, (width, height), flags=cv2.INTER_NEAREST)
+        return warped.astype(bool)
 
 
 class _Progress:
@@ -292,12 +376,13 @@ def extract_trace(
     progress : show a progress bar on stderr.
     roi : a ``ROIS`` name (``"skin"``, ``"forehead"``, ``"cheeks"``).
     colour_filter : drop ROI pixels far from the face's median skin colour.
-    mask_tol_px : rebuild the ROI mask when the face box moved by more than this many
-        pixels since the mask was built; default ``max(1, 1% of the face width)``.
-    level_match : when the mask is rebuilt, scale the new mask's mean so that it matches
-        the old mask's mean on that same frame (per channel, ratios within 15%): the
-        pixel-set swap then leaves no step in the trace. Steps of 1-3 levels, ten times
-        the pulse amplitude, otherwise appear at every rebuild.
+    mask_tol_px : redraw the ROI when the face's ROI landmarks deviate from the affine map
+        that carries the ROI by more than this (RMS, pixels): the face changed shape (a
+        head turn, an expression, another face). Default ``max(1, 2% of the face width)``.
+    level_match : when the ROI is redrawn, scale the new ROI's mean so that it matches the
+        old ROI's mean on that same frame (per channel, ratios within 15%): the pixel-set
+        swap then leaves no step in the trace. Steps of 1-3 levels, ten times the pulse
+        amplitude, otherwise appear at every redraw.
     on_frame : per-frame callback ``(index, timestamp_s, frame_rgb, face)``; the frame
         buffer may be reused after it returns, so copy what you keep.
     parallel : run face detection in a worker thread, overlapping it with decoding
@@ -337,7 +422,7 @@ def extract_trace(
     detections_before = tracker.n_detections
 
     info = source.info
-    cache = _RoiCache(roi, colour_filter, mask_tol_px, level_match)
+    cache = _FaceFixedRoi(roi, colour_filter, mask_tol_px, level_match)
     times: list[float] = []
     rgb_rows: list[tuple[float, float, float]] = []
     box_rows: list[np.ndarray] = []

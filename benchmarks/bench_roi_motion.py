@@ -18,7 +18,7 @@ each tracker/ROI *variant* and are compared with the trace of the TRUE skin mask
 - ``r_ppg_true`` / ``r_ppg_pipe``: correlation of each POS pulse with the true PPG.
 
 Real clips (the two VitalLens samples, UBFC-rPPG subjects 3 and 5 from
-``$FACEPULSE_DATA``) have no true mask: their HR is compared with the spectral HR of the
+``$FACEPULSE_DATA``, or those given with ``--ubfc``) have no true mask: their HR is compared with the spectral HR of the
 contact PPG, and ``snr_db`` is the POS pulse's SNR (de Haan & Jeanne 2013) at that HR.
 
 Variants (``--variants``): ``default`` (extract_trace's defaults), ``hold`` (the face is
@@ -136,7 +136,7 @@ def synthetic_rows(args, scenario: str, variants: list[str]) -> list[dict]:
     return rows
 
 
-def real_clips() -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
+def real_clips(ubfc_subjects: list[str]) -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
     """(name, video, ppg, ppg_t_s) of the real clips with a reference PPG."""
     from facepulse.io.video import open_video
     from facepulse.paths import shared_data_dir
@@ -148,7 +148,7 @@ def real_clips() -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
         ppg = np.loadtxt(data / "vitallens_samples" / f"sample_vitals_{k}.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0]
         fps = open_video(video).info.fps
         clips.append((f"vitallens/{k}", video, ppg, np.arange(ppg.size) / fps))
-    for subject in ("subject3", "subject5"):
+    for subject in ubfc_subjects:
         folder = data / "ubfc_rppg_dev" / subject
         gt = np.loadtxt(folder / "ground_truth.txt")
         keep = np.r_[True, np.diff(gt[2]) > 0]  # the file repeats a few timestamps
@@ -156,12 +156,12 @@ def real_clips() -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
     return clips
 
 
-def real_rows(variants: list[str]) -> list[dict]:
+def real_rows(variants: list[str], ubfc_subjects: list[str]) -> list[dict]:
     from facepulse.roi.trace import resample_uniform
     from facepulse.signal.hr import snr_db
 
     rows = []
-    for name, video, ppg, ppg_t in real_clips():
+    for name, video, ppg, ppg_t in real_clips(ubfc_subjects):
         for variant in variants:
             trace, seconds = run_trace(video, variant)
             _, ppg_u = resample_uniform(ppg_t - ppg_t[0], ppg, trace.fps)
@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="master seed")
     parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
     parser.add_argument("--no-real", action="store_true", help="skip the real clips")
+    parser.add_argument("--ubfc", nargs="+", default=["subject3", "subject5"], help="UBFC-rPPG subjects")
     parser.add_argument("--speed", type=int, default=0, metavar="N", help="only the speed check, N rounds")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args(argv)
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         speed(args.speed)
         return 0
     syn = [row for s in args.scenarios for row in synthetic_rows(args, s, args.variants)]
-    real = [] if args.no_real else real_rows(args.variants)
+    real = [] if args.no_real else real_rows(args.variants, args.ubfc)
     table = markdown(syn, real, args)
     print(table)
     if args.out:

@@ -374,7 +374,7 @@ def test_unlabelled_training_learns_pulse_and_loads_like_supervised(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     config = load_config(
         REPO / "configs" / "contrastive_synthetic.yaml",
-        ["name=unit", "out_dir=runs", "optim.max_steps=120", "optim.max_epochs=100", "trainer.early_stopping_patience=null"],
+        ["name=unit", "out_dir=runs", "optim.max_steps=160", "optim.max_epochs=100", "trainer.early_stopping_patience=null"],
     )
     train = face_clips(range(12), labels=False)
     val = face_clips([50, 51], labels=False, stride=64)

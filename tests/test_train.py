@@ -128,7 +128,7 @@ def test_physnet_learns_hr_on_synthetic_videos(tmp_path, monkeypatch):
         errors = [abs(estimate_hr_bpm(video_pulse(runner, v.frames), v.fps) - v.hr_bpm.mean()) for v in test]
         return float(np.mean(errors))
 
-    untrained = test_mae(TorchRunner(PulseModel(SupervisedModule(cfg).model, "diff"), model_info(cfg)))
+    untrained = test_mae(TorchRunner(PulseModel(SupervisedModule(cfg).model, "diff"), model_info(cfg, "diff")))
     result = run_experiment(cfg, resume=False, datamodule=dm, progress=False)
     trained = test_mae(load_model(result.best_ckpt))
     print(f"held-out HR MAE: untrained {untrained:.1f} bpm, trained {trained:.1f} bpm (val MAE {result.best_score:.1f})")

@@ -51,10 +51,23 @@ def _gray_crop(frame_rgb: np.ndarray, rect: tuple[int, int, int, int]) -> np.nda
     return cv2.cvtColor(frame_rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
 
 
-def _flow_rect(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
-    """The face box widened by ``_FLOW_MARGIN`` per side, in frame pixels (None if off-frame)."""
+def _flow_rect(
+    face: Face, shape: tuple[int, ...], current: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int] | None:
+    """The face box widened by ``_FLOW_MARGIN`` per side, in frame pixels (None if off-frame).
+
+    ``current`` (the crop in use) is kept while it still holds the face box with half the
+    margin and is not much larger than needed: the crop moves in jumps, not every frame.
+    """
     height, width = shape[:2]
     x0, y0, x1, y1 = (float(v) for v in face.box_xyxy)
+    if current is not None:
+        cx0, cy0, cx1, cy1 = current
+        hx, hy = 0.5 * _FLOW_MARGIN * (x1 - x0), 0.5 * _FLOW_MARGIN * (y1 - y0)
+        holds = (cx0 <= max(x0 - hx, 0) and cy0 <= max(y0 - hy, 0)
+                 and cx1 >= min(x1 + hx, width) and cy1 >= min(y1 + hy, height))
+        if holds and (cx1 - cx0) * (cy1 - cy0) <= 1.5 * (1 + 2 * _FLOW_MARGIN) ** 2 * (x1 - x0) * (y1 - y0):
+            return current
     mx, my = _FLOW_MARGIN * (x1 - x0), _FLOW_MARGIN * (y1 - y0)
     rect = (
         min(max(math.floor(x0 - mx), 0), width),
@@ -137,7 +150,7 @@ def _flow_similarity(
         None,
         winSize=(_FLOW_WIN_PX, _FLOW_WIN_PX),
         maxLevel=_FLOW_LEVELS,
-        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01),
+        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
     )
     if moved is None:
         return None, None
@@ -380,7 +393,7 @@ class FaceTracker:
             face = self._correction.step(face)
             if self._correction.left == 0:
                 self._correction = None
-        rect = _flow_rect(face, frame_rgb.shape)
+        rect = _flow_rect(face, frame_rgb.shape, self._rect)
         if rect is None:
             self._drop_flow()
             return face

@@ -105,8 +105,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_info(config: Any) -> ModelInfo:
-    """The :class:`ModelInfo` of an :class:`~facepulse.config.ExperimentConfig`."""
+def model_info(config: Any, output: str = "pulse") -> ModelInfo:
+    """The :class:`ModelInfo` of an :class:`~facepulse.config.ExperimentConfig` whose
+    network predicts ``output`` (``"pulse"``, or ``"diff"``: the pulse's derivative)."""
+    if output not in ("pulse", "diff"):
+        raise ConfigError(f"model output {output!r} unknown; expected pulse or diff")
     return ModelInfo(
         name=config.model.name,
         kind=config.kind,
@@ -114,7 +117,7 @@ def model_info(config: Any) -> ModelInfo:
         size=int(config.data.size),
         fps=float(config.data.fps),
         normalize=config.model.normalize,
-        output="diff" if config.model.normalize == "diff" else "pulse",
+        output=output,
     )
 
 
@@ -144,7 +147,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[PulseModel, ModelInfo]:
     if not isinstance(backbone, nn.Module):
         raise InputError(f"{path}: training kind {config.kind!r} has no 'model' to run")
     model = PulseModel(backbone, config.model.normalize).eval()
-    return model, model_info(config)
+    # what the network was trained to predict (facepulse.train.tasks: ``model_output``)
+    return model, model_info(config, getattr(module, "model_output", "pulse"))
 
 
 # --------------------------------------------------------------------------- runners

@@ -240,9 +240,9 @@ class ClipDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.config = config
-        self.augment = build_config_augment(config.augment, config.data.clip_len) if config.data.labels else None
         if config.augment.hr_resample and not config.data.labels:
             raise ConfigError("augment.hr_resample needs labelled clips (data.labels: true)")
+        self.augment = build_config_augment(config.augment, config.data.clip_len)
         self._given = train is not None
         self.train_set: Dataset | None = train
         self.val_set: Dataset | None = val
@@ -253,6 +253,29 @@ class ClipDataModule(L.LightningDataModule):
         """Frames per training clip before augmentation (2T with HR resampling)."""
         t = self.config.data.clip_len
         return self.augment.source_frames(t) if self.augment is not None else t
+
+    def prepare_data(self) -> None:
+        """Fill the preprocessing cache once (Lightning calls this on one process per
+        machine before ``setup``, so DDP ranks do not all decode the videos)."""
+        if self._given:
+            return
+        import sys
+
+        from facepulse.config import resolve_data_root
+        from facepulse.datasets import get_reader
+        from facepulse.datasets.cache import PreprocessConfig, preprocess_dataset
+        from facepulse.datasets.clips import records_by_split
+
+        d = self.config.data
+        reader = get_reader(d.dataset, resolve_data_root(d.root))
+        records = [r for part in records_by_split(d, self.config.seed).values() for r in part]
+        summary = preprocess_dataset(
+            reader, d.cache_dir, PreprocessConfig.create(size=d.size), workers=max(1, d.num_workers),
+            progress=sys.stderr.isatty(), records=records,
+        )
+        if summary.failed:
+            vid, msg = next(iter(summary.failed.items()))
+            raise InputError(f"preprocessing {vid} failed: {msg} ({len(summary.failed)} videos failed)")
 
     def setup(self, stage: str | None = None) -> None:
         if self._given or self.train_set is not None:

@@ -83,6 +83,7 @@ class SupervisedModule(L.LightningModule):
     Attributes
     ----------
     model : the backbone, normalised clips (B, 3, T, H, W) -> (B, T).
+    model_output : ``"diff"`` when it predicts the pulse's derivative, else ``"pulse"``.
     loss_fn : a :class:`facepulse.losses.PulseLoss`.
     monitor, monitor_mode : metric for checkpoint selection and early stopping.
     """
@@ -95,6 +96,8 @@ class SupervisedModule(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.model_dump(mode="json")})
         self.model: nn.Module = build_model(config.model.name, **config.model.params)
+        # a diff-normalised model learns the PPG's derivative (see _predict)
+        self.model_output = "diff" if config.model.normalize == "diff" else "pulse"
         self.loss_fn = build_loss(config.loss.name, **config.loss.params)
         if config.model.init_from:
             self._init_from(config.model.init_from)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,10 +168,14 @@ def run_experiment(
     trainer = build_trainer(config, module, callbacks, progress)
     if trainer.is_global_zero:
         save_config(config, run_dir / CONFIG_FILE)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+    with warnings.catch_warnings():
+        # the run directory holds config.yaml (and last.ckpt when resuming) by design
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
 
     ckpt_cb = trainer.checkpoint_callback
-    best = Path(ckpt_cb.best_model_path) if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    has_best = ckpt_cb is not None and bool(ckpt_cb.best_model_path) and (run_dir / BEST_CKPT).is_file()
+    best = run_dir / BEST_CKPT if has_best else None
     score = ckpt_cb.best_model_score if ckpt_cb is not None else None
     best_score = float(score) if score is not None and math.isfinite(float(score)) else None
     return RunResult(

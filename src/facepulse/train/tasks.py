@@ -12,7 +12,8 @@ The returned module is trained by :func:`facepulse.train.runner.run_experiment` 
 defines ``configure_datamodule(self) -> lightning.LightningDataModule`` (its own data).
 For inference (``facepulse predict --model``) the checkpoint is loaded back into the
 module the builder returns and ``module.model`` is used: normalised clips
-``(B, 3, T, H, W)`` -> pulse ``(B, T)`` (a tuple output is read as ``(pulse, ...)``).
+``(B, 3, T, H, W)`` -> pulse ``(B, T)`` (a tuple output is read as ``(pulse, ...)``); a
+module whose network predicts the pulse's derivative sets ``model_output = "diff"``.
 
 Register a new kind in your own module, without editing this file::
 

@@ -191,8 +191,12 @@ def test_weight_step_moves_only_weights():
     assert torch.isfinite(loss)
     assert net.alphas.grad is None
     assert torch.equal(net.alphas, alphas0)
-    changed = [not torch.equal(p, p0) for p, p0 in zip(net.weight_parameters(), weights0, strict=True)]
-    assert all(changed)
+    params = list(net.weight_parameters())
+    changed = [not torch.equal(p, p0) for p, p0 in zip(params, weights0, strict=True)]
+    # Adam leaves a parameter whose gradient is exactly zero (a dead ReLU path) unchanged.
+    has_grad = [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params]
+    assert all(c for c, g in zip(changed, has_grad, strict=True) if g)
+    assert sum(changed) >= 0.9 * len(params)
 
 
 def test_second_order_matches_exact_unrolled_gradient():

@@ -74,6 +74,7 @@ def speed(video: Path, repeats: int) -> dict:
     t_method, bvp = timed(lambda: apply_method("pos", rgb_uniform, tr.fps), repeats)
     t_hr, _ = timed(lambda: result_from_pulse(t_uniform, bvp, tr.fps, method="pos"), repeats)
     t_e2e, res = timed(lambda: predict(video, method="pos"), repeats)
+    facepulse_peak_rss_mib = peak_rss_mib()  # before vitallens loads the whole video
 
     stages = {
         "decode": t_decode,
@@ -119,7 +120,8 @@ def speed(video: Path, repeats: int) -> dict:
         out["speedup_vs_vitallens_file"] = t_vl_file / t_e2e
     except ImportError as err:  # benchmark-only dependency
         out["vitallens_pos"] = f"not installed ({err})"
-    out["peak_rss_mib"] = peak_rss_mib()
+    out["facepulse_peak_rss_mib"] = facepulse_peak_rss_mib
+    out["peak_rss_mib_with_vitallens"] = peak_rss_mib()
     return out
 
 
@@ -138,18 +140,19 @@ def clips() -> list[dict]:
     """(name, video, reference ppg on frame times) for every real clip with a reference."""
     import pandas as pd
 
-    from facepulse.datasets.base import get_reader
+    from facepulse.datasets.base import Reference, get_reader
 
     data = shared_data_dir()
     out = []
     reader = get_reader("ubfc-rppg", data / "ubfc_rppg_dev")
     for rec in reader.records():
         ref = reader.load_reference(rec)
-        out.append({"name": f"ubfc/{rec.subject_id}", "video": rec.video_path, "ppg": ref.ppg, "ppg_t_s": ref.ppg_t_s})
+        out.append({"name": f"ubfc/{rec.subject_id}", "video": rec.video_path, "reference": ref})
     for k in (1, 2):
         vid = data / "vitallens_samples" / f"sample_video_{k}.mp4"
         ppg = pd.read_csv(data / "vitallens_samples" / f"sample_vitals_{k}.csv")["ppg"].to_numpy(float)
-        out.append({"name": f"vitallens/{k}", "video": vid, "ppg": ppg, "ppg_t_s": None})
+        # one row per frame: aligned by frame index, like UBFC DATASET_2
+        out.append({"name": f"vitallens/{k}", "video": vid, "reference": Reference(ppg=ppg, per_frame=True)})
     return out
 
 
@@ -171,9 +174,9 @@ def accuracy(methods: list[str]) -> dict:
         src = open_video(clip["video"])
         trace = extract_trace(src, FaceTracker(make_detector("auto")))
         ts = trace.timestamps_s
-        ppg_t = clip["ppg_t_s"] if clip["ppg_t_s"] is not None else ts[: clip["ppg"].size]
-        ppg = np.interp(ts, ppg_t, clip["ppg"])
-        ref_hr, ref_win = reference_hr(ppg, ts, trace.fps)
+        ppg = clip["reference"].ppg_on_frames(ts)
+        ok = np.isfinite(ppg)
+        ref_hr, ref_win = reference_hr(ppg[ok], ts[ok], trace.fps)
         row = {"clip": clip["name"], "ref_hr_bpm": ref_hr, "ref_windows": ref_win.tolist(), "est": {}}
         for m in methods:
             r = predict_from_trace(ts, trace.rgb, trace.fps, method=m, window_s=WINDOW_S, step_s=STEP_S)

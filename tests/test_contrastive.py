@@ -229,6 +229,30 @@ def test_triplet_gradients_finite_on_constant_views():
         assert torch.isfinite(loss) and torch.isfinite(grad).all()
 
 
+# ------------------------------------------------------ shared spectral losses (paper)
+def test_mcc_and_ipr_match_the_paper_definitions():
+    """Gideon & Stent's MCC and IPR written out independently in numpy, on random signals."""
+    rng = np.random.default_rng(6)
+    n, lo, hi = 150, 40.0, 250.0
+    x = np.sin(2 * np.pi * 1.3 * np.arange(n) / FPS) + 0.7 * rng.standard_normal(n)
+    y = np.roll(x, 5) + 0.5 * rng.standard_normal(n) + 0.01 * np.arange(n)  # lagged, noisy, drifting
+    n_fft = 2 * n  # linear (not circular) correlation, as the authors pad
+    xc, yc = x - x.mean(), y - y.mean()
+    cross = np.fft.rfft(xc, n_fft) * np.conj(np.fft.rfft(yc, n_fft))
+    freqs = np.fft.rfftfreq(n_fft, 1 / FPS)
+    band = (freqs >= lo / 60) & (freqs <= hi / 60)
+    in_band_share = np.abs(cross[band]).sum() / np.abs(cross).sum()
+    cc = np.fft.irfft(np.where(band, cross, 0), n_fft)  # band-passed cross-correlation over lags
+    mcc = cc.max() / np.sqrt((xc**2).sum() * (yc**2).sum()) / in_band_share
+    got = max_cross_correlation(torch.tensor(x)[None], torch.tensor(y)[None], FPS, lo, hi, n_fft=n_fft)
+    assert got.item() == pytest.approx(mcc, rel=1e-9)
+    assert 0.5 < mcc < 1.0
+    power = np.abs(np.fft.rfft(yc, n_fft)) ** 2
+    ipr = power[~band].sum() / power.sum()  # power outside the HR band / total power
+    got = irrelevant_power_ratio(torch.tensor(y)[None], FPS, lo, hi, n_fft=n_fft)
+    assert got.item() == pytest.approx(ipr, rel=1e-9)
+
+
 # -------------------------------------------------------------------------- memory bank
 def test_memory_bank_fifo_and_negatives():
     bank = MemoryBank(5)

@@ -96,11 +96,11 @@ class Reference:
 def _on_frames(
     values: np.ndarray | None, t_s: np.ndarray | None, frame_t_s: np.ndarray, per_frame: bool
 ) -> np.ndarray | None:
-    if values is None or t_s is None:
+    if values is None or (t_s is None and not per_frame):
         return None
     frame_t_s = np.asarray(frame_t_s, dtype=np.float64)
     out = np.full(frame_t_s.shape, np.nan)
-    if per_frame:
+    if per_frame:  # sample i belongs to frame i: no time axis needed
         m = min(out.size, values.size)
         out[:m] = values[:m]
         return out

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_contrastive.py                    # everything (about 10-20 min)
     python benchmarks/bench_contrastive.py --only loss
-    python benchmarks/bench_contrastive.py --only synthetic --steps 300 --seeds 0 1
+    python benchmarks/bench_contrastive.py --only synthetic --steps 200 --seeds 0 1
     python benchmarks/bench_contrastive.py --only ubfc --ubfc-steps 400
 
 Parts (Markdown tables on stdout, everything also in ``--out`` JSON):
@@ -204,7 +204,7 @@ def bench_synthetic(args) -> list[dict]:
         variants.append(("supervised (neg. Pearson), labels", "supervised", ["loss.name=neg_pearson"]))
         if amplitude is not None or args.ablations_realistic:
             variants += [
-                ("contrast + memory bank (256)", "contrastive", ["contrastive.memory_bank=256"]),
+                ("contrast + memory bank (4096)", "contrastive", ["contrastive.memory_bank=4096"]),
                 ("contrast + saliency sampler", "contrastive",
                  ["contrastive.saliency=true", "contrastive.saliency_params={grid_size: 8, input_size: 8}",
                   "contrastive.saliency_sparsity=0.01", "contrastive.saliency_temporal=0.01"]),
@@ -295,7 +295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=["loss", "synthetic", "ubfc"], default=["loss", "synthetic", "ubfc"])
     parser.add_argument("--repeats", type=int, default=5, help="loss timing: best of N")
-    parser.add_argument("--steps", type=int, default=300, help="synthetic: optimiser steps per model (batch 8)")
+    parser.add_argument("--steps", type=int, default=200, help="synthetic: optimiser steps per model (batch 16)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--n-train", type=int, default=16)
     parser.add_argument("--n-val", type=int, default=2)

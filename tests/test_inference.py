@@ -12,7 +12,7 @@ import torch
 
 from _clips import noise_clips
 from facepulse.config import load_config
-from facepulse.errors import ConfigError, InputError, SignalTooShortError
+from facepulse.errors import InputError, SignalTooShortError
 from facepulse.models.inference import (
     ModelInfo,
     OnnxRunner,
@@ -234,5 +234,10 @@ def test_cli_export_and_predict_model(checkpoints, face_video, tmp_path):
     proc = run("predict", video, "--model", onnx_path, "--window", "8", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "method model:physnet" in proc.stdout and "heart rate" in proc.stdout
+    proc = run("evaluate", "--dataset", "synthetic", "--data", face_video, "--model", checkpoints["physnet"],
+               "--window", "8", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "# Evaluation: model:physnet (best.ckpt) on synthetic" in proc.stdout
+    assert "2 videos evaluated, 0 failed" in proc.stdout
     proc = run("predict", video, "--model", tmp_path / "missing.ckpt")
     assert proc.returncode == 2 and proc.stderr.strip() == f"facepulse: error: {tmp_path / 'missing.ckpt'}: checkpoint not found"

@@ -135,6 +135,7 @@ class ContrastiveConfig(_Strict):
     interpolation: Literal["nearest", "linear"] = "nearest"  # how sped-up clips pick frames
     window: Literal["hann"] | None = None  # taper of the views before their spectra
     ipr_weight: float = Field(0.0, ge=0)  # weight of the anchor's irrelevant power ratio
+    select: Literal["ipr", "snr"] = "ipr"  # label-free checkpoint choice: val IPR (paper) or peak SNR
     saliency_sparsity: float = Field(0.0, ge=0)  # weight of the saliency entropy loss
     saliency_temporal: float = Field(0.0, ge=0)  # weight of the saliency frame-to-frame loss
     saliency_params: dict[str, Any] = Field(default_factory=dict)  # SaliencySampler options

@@ -12,7 +12,10 @@ Photoplethysmography from Unlabelled Video", ICCV 2021:
 
 Labels are never used for training. Model selection is unsupervised: the validation
 irrelevant power ratio ``val_ipr`` (share of the pulse's power outside the HR band,
-lower is better); ``val_mae_bpm`` is logged as information when the clips carry labels.
+lower is better; the paper's choice), or with ``contrastive.select: snr`` the pulse SNR
+at the in-band spectral peak ``val_snr_db`` (higher is better; also label-free, and still
+informative when ``contrastive.ipr_weight`` trains the IPR down). ``val_mae_bpm`` is
+logged as information when the validation clips carry labels.
 The backbone is ``self.model`` so that checkpoints load like a supervised model's.
 """
 
@@ -39,7 +42,7 @@ from facepulse.contrastive.resample import (
 from facepulse.contrastive.saliency import SaliencyModel, saliency_sparsity, saliency_temporal
 from facepulse.contrastive.triplet import MultiViewTripletLoss
 from facepulse.errors import ConfigError, InputError
-from facepulse.losses import irrelevant_power_ratio
+from facepulse.losses import irrelevant_power_ratio, snr_db
 from facepulse.losses.spectral import as_batch_values
 from facepulse.models import build_model
 from facepulse.models.normalize import normalize_clip
@@ -167,6 +170,8 @@ class ContrastiveModule(L.LightningModule):
         super().__init__()
         check_config(config)
         self.config = config
+        if config.contrastive.select == "snr":
+            self.monitor, self.monitor_mode = "val_snr_db", "max"
         torch.manual_seed(config.seed)  # same config -> same initial weights
         self.model = build_contrastive_model(config)
         c = config.contrastive
@@ -233,8 +238,8 @@ class ContrastiveModule(L.LightningModule):
         fps = batch_fps(batch, pred)
         pulse = pulse_from_output(pred, self.config.model.normalize)
         b = pred.shape[0]
-        ipr = irrelevant_power_ratio(pulse, fps, lo, hi).mean()
-        self.log("val_ipr", ipr, prog_bar=True, batch_size=b, sync_dist=True)
+        self.log("val_ipr", irrelevant_power_ratio(pulse, fps, lo, hi).mean(), prog_bar=True, batch_size=b, sync_dist=True)
+        self.log("val_snr_db", snr_db(pulse, fps, None, min_bpm=lo, max_bpm=hi).mean(), batch_size=b, sync_dist=True)
         hr = batch.get("hr_bpm")
         if hr is not None:  # information only, never used for selection
             hr = as_batch_values(hr, b, pred, "hr_bpm")

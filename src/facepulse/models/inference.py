@@ -147,8 +147,10 @@ def load_checkpoint_model(path: str | Path) -> tuple[PulseModel, ModelInfo]:
     if not isinstance(backbone, nn.Module):
         raise InputError(f"{path}: training kind {config.kind!r} has no 'model' to run")
     model = PulseModel(backbone, config.model.normalize).eval()
-    # what the network was trained to predict (facepulse.train.tasks: ``model_output``)
-    return model, model_info(config, getattr(module, "model_output", "pulse"))
+    # what the network predicts (facepulse.train.tasks: ``model_output``); by the project's
+    # convention (facepulse.train.module.pulse_from_output) a diff model predicts a derivative
+    default = "diff" if config.model.normalize == "diff" else "pulse"
+    return model, model_info(config, getattr(module, "model_output", default))
 
 
 # --------------------------------------------------------------------------- runners

@@ -12,8 +12,10 @@ The returned module is trained by :func:`facepulse.train.runner.run_experiment` 
 defines ``configure_datamodule(self) -> lightning.LightningDataModule`` (its own data).
 For inference (``facepulse predict --model``) the checkpoint is loaded back into the
 module the builder returns and ``module.model`` is used: normalised clips
-``(B, 3, T, H, W)`` -> pulse ``(B, T)`` (a tuple output is read as ``(pulse, ...)``); a
-module whose network predicts the pulse's derivative sets ``model_output = "diff"``.
+``(B, 3, T, H, W)`` -> pulse ``(B, T)`` (a tuple output is read as ``(pulse, ...)``). With
+``model.normalize: diff`` the output is taken as the pulse's derivative and integrated
+(:func:`facepulse.train.module.pulse_from_output`); a module can say otherwise with a
+``model_output`` attribute (``"pulse"`` or ``"diff"``).
 
 Register a new kind in your own module, without editing this file::
 
@@ -22,9 +24,10 @@ Register a new kind in your own module, without editing this file::
     @TASKS.register("contrastive")
     def build_contrastive(config: ExperimentConfig) -> lightning.LightningModule: ...
 
-and make sure the module is imported by listing it in :data:`TASK_MODULES` (or importing
-it before calling ``run_experiment``). ``"supervised"`` is registered by
-:mod:`facepulse.train.module`.
+:func:`get_task` imports the package's own kind modules (:data:`TASK_MODULES`:
+``facepulse.train.module`` for ``supervised``, ``facepulse.contrastive.task``,
+``facepulse.nas.task``); a kind defined outside them must be imported before
+``run_experiment`` runs.
 """
 
 from __future__ import annotations

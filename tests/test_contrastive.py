@@ -354,6 +354,27 @@ def test_config_checks_and_shipped_configs():
         assert module.monitor == "val_ipr"
 
 
+def test_module_step_with_memory_bank_and_saliency():
+    config = load_config(None, [
+        "kind=contrastive", "data.clip_len=32", "data.size=8", "model.name=physnet_interp",
+        "model.params={base_channels: 2}", "contrastive.view_len=16", "contrastive.n_views=3",
+        "contrastive.memory_bank=20", "contrastive.saliency=true", "contrastive.saliency_params={grid_size: 4, input_size: 8}",
+        "contrastive.saliency_sparsity=0.1", "contrastive.saliency_temporal=0.1", "contrastive.ipr_weight=0.01",
+    ])
+    module = ContrastiveModule(config)
+    batch = {"clip": torch.rand(4, 3, 32, 8, 8, generator=torch.Generator().manual_seed(7)) * 255, "fps": FPS}
+    first = module.step_losses(batch, update_bank=True)
+    assert len(module.bank) == 12 and first["bank"].item() == 0.0  # 4 clips x 3 views queued after the loss
+    out = module.step_losses(batch, update_bank=True)
+    assert len(module.bank) == 20 and out["bank"].item() > 0  # full queue; earlier spectra used as negatives
+    assert set(out) == {"loss", "positive", "negative", "bank", "ipr", "sparsity", "temporal"}
+    expected = out["positive"] - out["negative"] - out["bank"] + 0.01 * out["ipr"] + 0.1 * (out["sparsity"] + out["temporal"])
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    out["loss"].backward()
+    assert module.model.sampler.net.head.weight.grad.abs().sum() > 0
+    assert all(k.startswith(("model.sampler.", "model.backbone.")) for k in module.state_dict())  # no queue in checkpoints
+
+
 # -------------------------------------------------------------------------- training
 def face_clips(seeds, *, labels: bool, clip_len: int = 128, stride: int = 32, size: int = 8):
     """ArrayClips of synthetic face crops: each video's (still) face box cut out and shrunk

@@ -55,9 +55,11 @@ class MemoryBank(nn.Module):
             self.queue = torch.zeros(self.size, spectra.shape[1], dtype=spectra.dtype, device=spectra.device)
             self.fps = rate.to(self.queue.device)
         if spectra.shape[1] != self.queue.shape[1]:
-            raise InputError(f"memory bank: spectra have {spectra.shape[1]} bins, the queue holds {self.queue.shape[1]}")
+            have, hold = spectra.shape[1], self.queue.shape[1]
+            raise InputError(f"memory bank: spectra have {have} bins, the queue holds {hold}")
         if not torch.allclose(rate.to(self.fps), self.fps):
-            raise InputError(f"memory bank: frame rate {float(rate[0]):g} differs from the queue's {float(self.fps[0]):g}")
+            new, old = float(rate[0]), float(self.fps[0])
+            raise InputError(f"memory bank: frame rate {new:g} differs from the queue's {old:g}")
         spectra = spectra.detach()[-self.size :].to(self.queue)
         m = spectra.shape[0]
         idx = (self.ptr + torch.arange(m, device=self.queue.device)) % self.size
@@ -66,10 +68,12 @@ class MemoryBank(nn.Module):
         self.count = min(self.size, self.count + m)
 
     def spectra(self) -> torch.Tensor:
-        """(count, F) queued spectra (oldest order not guaranteed); (0, F) or (0,) when empty."""
-        if self.count == 0:
-            return self.queue[:0]
-        return self.queue[: self.count] if self.count < self.size else self.queue
+        """(count, F) copy of the queued spectra (in no particular order); (0, F) or (0,) when empty.
+
+        A copy, so that pushing the batch's spectra after the loss does not change a
+        tensor the loss's backward pass still needs.
+        """
+        return self.queue[: self.count].clone()
 
     def reset(self) -> None:
         """Empty the queue (e.g. between runs)."""

@@ -109,7 +109,9 @@ def frequency_contrast(
     negative, sal_n = _run(model, normalize_clip(negative_clips, normalize))
     for name, out, n in (("anchor", anchor, t), ("negative", negative, n_neg)):
         if out.shape != (b, n):
-            raise InputError(f"contrastive backbone must return pulses (B, T) = {(b, n)}, got {tuple(out.shape)} ({name})")
+            raise InputError(
+                f"contrastive backbone must return pulses (B, T) = {(b, n)}, got {tuple(out.shape)} ({name} branch)"
+            )
     # positive[t] = negative[t / r], real while t / r <= n_neg - 1
     positive_len = (torch.floor((n_neg - 1) * factor + 1e-4).long() + 1).clamp(max=t)
     positive = resample_signals(negative, 1.0 / factor, length=t, pad="edge")
@@ -137,7 +139,8 @@ def check_config(config: ExperimentConfig) -> None:
     c, d = config.contrastive, config.data
     if not 1.0 < c.resample_min <= c.resample_max:
         raise ConfigError(
-            f"contrastive.resample_min/max: need 1 < resample_min <= resample_max, got {c.resample_min}, {c.resample_max}"
+            "contrastive.resample_min/max: need 1 < resample_min <= resample_max, "
+            f"got {c.resample_min}, {c.resample_max}"
         )
     longest = max_view_len(d.clip_len, c.resample_max)
     if c.view_len > longest:
@@ -238,8 +241,10 @@ class ContrastiveModule(L.LightningModule):
         fps = batch_fps(batch, pred)
         pulse = pulse_from_output(pred, self.config.model.normalize)
         b = pred.shape[0]
-        self.log("val_ipr", irrelevant_power_ratio(pulse, fps, lo, hi).mean(), prog_bar=True, batch_size=b, sync_dist=True)
-        self.log("val_snr_db", snr_db(pulse, fps, None, min_bpm=lo, max_bpm=hi).mean(), batch_size=b, sync_dist=True)
+        ipr = irrelevant_power_ratio(pulse, fps, lo, hi).mean()
+        snr = snr_db(pulse, fps, None, min_bpm=lo, max_bpm=hi).mean()  # around the in-band peak: no labels
+        self.log("val_ipr", ipr, prog_bar=True, batch_size=b, sync_dist=True)
+        self.log("val_snr_db", snr, batch_size=b, sync_dist=True)
         hr = batch.get("hr_bpm")
         if hr is not None:  # information only, never used for selection
             hr = as_batch_values(hr, b, pred, "hr_bpm")

@@ -4,8 +4,9 @@ Gideon & Stent, ICCV 2021 (frequency contrast): a clip played ``r`` times faster
 its pulse at ``f * r``; the prediction on that clip, slowed back down by ``1 / r``, must
 match the prediction on the original clip.
 
-Convention: ``out[b, t] = in[b, t * factor[b]]`` (linear interpolation between frames),
-so a factor > 1 compresses time and multiplies every frequency by ``factor``. Positions
+Convention: ``out[b, t] = in[b, t * factor[b]]`` (signals: linear interpolation; clips:
+the nearest frame or a linear blend), so a factor > 1 compresses time and multiplies
+every frequency by ``factor``. Positions
 past the last input frame are padded (``"zeros"`` or ``"edge"``); :func:`valid_length`
 says how many output samples come from real frames. Every sample of the batch has its
 own factor and the whole batch is resampled by one gather (no loop over samples).
@@ -37,8 +38,8 @@ def sample_factors(
 
 def valid_length(length: int, factor: torch.Tensor) -> torch.Tensor:
     """(B,) long: output samples ``t`` with ``t * factor <= length - 1`` (not padding)."""
-    t = torch.arange(length, dtype=factor.dtype, device=factor.device)
-    return (t[None, :] * factor[:, None] <= (length - 1) + 1e-4).sum(dim=1)
+    t = torch.arange(length, dtype=torch.float64, device=factor.device)
+    return (t[None, :] * factor.double()[:, None] <= (length - 1) + 1e-4).sum(dim=1)
 
 
 def max_view_len(length: int, max_factor: float) -> int:
@@ -46,7 +47,9 @@ def max_view_len(length: int, max_factor: float) -> int:
     return int(valid_length(length, torch.tensor([float(max_factor)]))[0])
 
 
-def _positions(length_in: int, length_out: int, factor: torch.Tensor, pad: str, valid_in: torch.Tensor | None = None):
+def _positions(
+    length_in: int, length_out: int, factor: torch.Tensor, pad: str, valid_in: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left index, right index, right weight and padding mask, each (B, length_out).
 
     ``valid_in`` (B,): only the first ``valid_in[b]`` input samples are real; later
@@ -56,7 +59,10 @@ def _positions(length_in: int, length_out: int, factor: torch.Tensor, pad: str, 
         raise ConfigError(f"resampling pad {pad!r} unknown; available: {', '.join(PAD_MODES)}")
     t = torch.arange(length_out, dtype=factor.dtype, device=factor.device)
     pos = t[None, :] * factor[:, None]  # (B, T_out) fractional input frame
-    last = torch.full_like(factor, length_in - 1) if valid_in is None else (valid_in.to(factor) - 1).clamp(0, length_in - 1)
+    if valid_in is None:
+        last = torch.full_like(factor, length_in - 1)
+    else:
+        last = (valid_in.to(factor) - 1).clamp(0, length_in - 1)
     last = last[:, None]
     inside = pos <= last + 1e-4
     pos = torch.minimum(pos, last)  # "edge": repeat the last real sample
@@ -67,7 +73,7 @@ def _positions(length_in: int, length_out: int, factor: torch.Tensor, pad: str, 
 
 
 def _check_factor(factor: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    f = torch.as_tensor(factor, dtype=torch.float32, device=device)
+    f = torch.as_tensor(factor, dtype=torch.float64, device=device)  # exact positions on long clips
     f = f.expand(batch) if f.ndim == 0 else f.reshape(-1)
     if f.shape[0] != batch:
         raise InputError(f"resampling factor: expected one value per sample ({batch}), got {f.shape[0]}")

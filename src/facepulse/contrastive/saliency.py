@@ -77,7 +77,8 @@ class SaliencyNet(nn.Module):
         super().__init__()
         if input_size < 4 or grid_size < 2 or channels < 1:
             raise ConfigError(
-                f"saliency: need input_size >= 4, grid_size >= 2, channels >= 1; got {input_size}, {grid_size}, {channels}"
+                "saliency: need input_size >= 4, grid_size >= 2, channels >= 1; "
+                f"got {input_size}, {grid_size}, {channels}"
             )
         self.input_size, self.grid_size = input_size, grid_size
         self.features = nn.Sequential(

@@ -26,7 +26,7 @@ from torch import nn
 
 from facepulse.errors import ConfigError, InputError
 from facepulse.losses.frequency import SSL_MAX_BPM, SSL_MIN_BPM, band_psd, max_cross_correlation
-from facepulse.losses.spectral import as_batch_values, check_band
+from facepulse.losses.spectral import as_batch_values, band_mask, check_band, default_n_fft, rfft_freqs_hz
 from facepulse.registry import Registry
 
 
@@ -55,9 +55,8 @@ class ViewDistance:
 
     def band_bins(self, views: torch.Tensor, fps: torch.Tensor) -> torch.Tensor:
         """(B,) number of FFT bins inside the HR band for views of this length."""
-        b, _, w = views.shape
-        probe = torch.zeros(b, w, dtype=views.dtype, device=views.device)
-        _, _, mask = band_psd(probe, fps, self.min_bpm, self.max_bpm, self.n_fft)
+        n_fft = default_n_fft(views.shape[2]) if self.n_fft is None else int(self.n_fft)
+        mask = band_mask(rfft_freqs_hz(n_fft, fps.to(views.dtype)), self.min_bpm / 60.0, self.max_bpm / 60.0)
         return mask.sum(dim=-1).clamp(min=1).to(views.dtype)
 
     def pairwise(self, fa: torch.Tensor, fb: torch.Tensor, fps: torch.Tensor, n_bins: torch.Tensor) -> torch.Tensor:
@@ -143,6 +142,7 @@ class MultiViewTripletLoss(nn.Module):
     distance : a ``DISTANCES`` name (``psd_mse``, ``l1``, ``mcc``).
     min_bpm, max_bpm : HR band of the spectra (bpm).
     n_fft : FFT length of the spectra (default: 4x zero padding of the views).
+    window : taper of the views before their spectra (None, as the paper, or ``"hann"``).
     bank_weight : weight of the memory-bank negatives.
     reduction : ``"mean"`` (scalar) or ``"none"`` ((B,) values).
 
@@ -163,10 +163,7 @@ class MultiViewTripletLoss(nn.Module):
         super().__init__()
         if reduction not in ("mean", "none"):
             raise ConfigError(f"triplet loss: reduction {reduction!r} unknown; available: mean, none")
-        options = {"min_bpm": min_bpm, "max_bpm": max_bpm, "n_fft": n_fft}
-        if window is not None:
-            options["window"] = window
-        self.distance = build_distance(distance, **options)
+        self.distance = build_distance(distance, min_bpm=min_bpm, max_bpm=max_bpm, n_fft=n_fft, window=window)
         self.bank_weight = bank_weight
         self.reduction = reduction
 

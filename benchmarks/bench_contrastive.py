@@ -3,6 +3,8 @@
     python benchmarks/bench_contrastive.py                    # everything (about 10-20 min)
     python benchmarks/bench_contrastive.py --only loss
     python benchmarks/bench_contrastive.py --only synthetic --steps 200 --seeds 0 1
+    python benchmarks/bench_contrastive.py --only synthetic --pulses realistic --steps 800 --ablations-realistic \
+        --variants contrast supervised memory_bank
     python benchmarks/bench_contrastive.py --only ubfc --ubfc-steps 400
 
 Parts (Markdown tables on stdout, everything also in ``--out`` JSON):
@@ -189,7 +191,8 @@ def bench_synthetic(args) -> list[dict]:
         "data.size=8", f"data.clip_len={clip_len}",
     ]
     rows = []
-    for amp_name, amplitude in (("realistic (0.25-0.6 %)", None), ("strong (2 %)", 0.02)):
+    pulses = {"realistic": ("realistic (0.25-0.6 %)", None), "strong": ("strong (2 %)", 0.02)}
+    for amp_name, amplitude in (pulses[p] for p in args.pulses):
         frames, hrs, ppgs = render_face_videos(range(args.n_train), args.duration_s, amplitude)
         vframes, vhrs, vppgs = render_face_videos(range(500, 500 + args.n_val), args.duration_s, amplitude)
         tframes, thrs, _ = render_face_videos(range(1000, 1000 + args.n_test), args.duration_s, amplitude)
@@ -200,15 +203,16 @@ def bench_synthetic(args) -> list[dict]:
         pos = score(lambda c: pos_hr(c.mean(axis=(1, 2))), lambda v: pos_hr(v.mean(axis=(1, 2))), tframes, thrs, clip_len)
         rows.append({"pulse": amp_name, "model": "POS (no training)", "seed": None, "train_s": 0.0, **pos})
         print(f"  {amp_name} POS: {pos}", file=sys.stderr)
-        variants = [("frequency contrast, no labels", "contrastive", [])]
-        variants.append(("supervised (neg. Pearson), labels", "supervised", ["loss.name=neg_pearson"]))
-        if amplitude is not None or args.ablations_realistic:
-            variants += [
-                ("contrast + memory bank (4096)", "contrastive", ["contrastive.memory_bank=4096"]),
-                ("contrast + saliency sampler", "contrastive",
-                 ["contrastive.saliency=true", "contrastive.saliency_params={grid_size: 8, input_size: 8}",
-                  "contrastive.saliency_sparsity=0.01", "contrastive.saliency_temporal=0.01"]),
-            ]
+        variants = {
+            "contrast": ("frequency contrast, no labels", "contrastive", []),
+            "supervised": ("supervised (neg. Pearson), labels", "supervised", ["loss.name=neg_pearson"]),
+            "memory_bank": ("contrast + memory bank (4096)", "contrastive", ["contrastive.memory_bank=4096"]),
+            "saliency": ("contrast + saliency sampler", "contrastive",
+                         ["contrastive.saliency=true", "contrastive.saliency_params={grid_size: 8, input_size: 8}",
+                          "contrastive.saliency_sparsity=0.01", "contrastive.saliency_temporal=0.01"]),
+        }
+        ablations = amplitude is not None or args.ablations_realistic
+        variants = [variants[v] for v in args.variants if ablations or v in ("contrast", "supervised")]
         for label, kind, extra in variants:
             for seed in args.seeds:
                 name = f"bench_{len(rows)}"
@@ -228,6 +232,7 @@ def bench_synthetic(args) -> list[dict]:
 
 # ------------------------------------------------------------------------------ ubfc
 def bench_ubfc(args) -> list[dict]:
+    import facepulse.models.inference  # noqa: F401  (registers the "model" estimator)
     from facepulse.config import load_config, resolve_data_root
     from facepulse.datasets import get_reader
     from facepulse.datasets.cache import PreprocessConfig
@@ -246,8 +251,10 @@ def bench_ubfc(args) -> list[dict]:
     prep_s = time.perf_counter() - start
     ckpt, train_s = train(cfg, train_set, val_set)
     rows = []
-    for label, estimator in (("POS", MethodEstimator("pos")), ("frequency contrast (no labels)", make_estimator("model", str(ckpt)))):
-        report = evaluate_dataset(reader, estimator, cache_dir=args.cache_dir, config=PreprocessConfig.create(size=cfg.data.size))
+    for label, estimator in (("POS", MethodEstimator("pos")),
+                             ("frequency contrast (no labels)", make_estimator("model", str(ckpt)))):
+        report = evaluate_dataset(reader, estimator, cache_dir=args.cache_dir,
+                                  config=PreprocessConfig.create(size=cfg.data.size), records=records)
         whole, windowed = report.whole_video or {}, report.windowed or {}
         rows.append({
             "method": label,
@@ -261,7 +268,8 @@ def bench_ubfc(args) -> list[dict]:
             "train_s": train_s if "contrast" in label else 0.0,
             "preprocess_s": prep_s,
         })
-        print(f"  ubfc {label}: whole {whole.get('mae')}, windowed {windowed.get('mae')}", file=sys.stderr)
+        print(f"  ubfc {label}: whole {whole.get('mae')}, windowed {windowed.get('mae')}, failed {report.failed}",
+              file=sys.stderr)
     return rows
 
 
@@ -301,7 +309,10 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=2)
     parser.add_argument("--n-test", type=int, default=8)
     parser.add_argument("--duration-s", type=float, default=20.0)
+    parser.add_argument("--pulses", nargs="+", choices=["realistic", "strong"], default=["realistic", "strong"])
     parser.add_argument("--ablations-realistic", action="store_true", help="also run the ablations on realistic pulses")
+    parser.add_argument("--variants", nargs="+", choices=["contrast", "supervised", "memory_bank", "saliency"],
+                        default=["contrast", "supervised", "memory_bank", "saliency"])
     parser.add_argument("--ubfc-steps", type=int, default=400)
     parser.add_argument("--cache-dir", default=".cache/facepulse")
     parser.add_argument("--threads", type=int, default=2)

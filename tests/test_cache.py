@@ -196,8 +196,11 @@ def test_failed_video_is_listed_and_the_rest_is_processed(synth_dir, tmp_path):
 
 def _start(args: list[str]) -> subprocess.Popen:
     # Its own session: signals go to the whole process group, as a terminal's Ctrl-C does.
+    # SIGINT back to its default first: a background job of a non-interactive shell (e.g.
+    # `pytest ... &` in a script) inherits it ignored, and so would preprocess.
     return subprocess.Popen([sys.executable, "-m", "facepulse.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout_s: float = 300.0) -> None:

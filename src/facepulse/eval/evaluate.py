@@ -128,11 +128,13 @@ def reference_result(
     window_s: float = 10.0,
     step_s: float = 1.0,
     band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    fps: float | None = None,
 ) -> PredictionResult:
     """The reference PPG of ``video`` through the prediction's HR path.
 
     The PPG (stored on the video's frames) is resampled onto the same regular grid the
-    prediction uses and passed to :func:`facepulse.pipeline.result_from_pulse` as if it
+    prediction uses (``fps``, Hz: the video's own rate by default; a deep model passes the
+    rate it was trained at, e.g. 30 Hz for a 29.5 fps UBFC video) and passed to :func:`facepulse.pipeline.result_from_pulse` as if it
     were a method's pulse: same band-pass, spectral-peak HR, windows and SNR. Frames
     without a reference value are gaps.
     """
@@ -141,11 +143,12 @@ def reference_result(
 
     if video.ppg is None:
         raise InputError(f"{video.path}: the dataset gives no reference PPG for {video.video_id} (use reference='hr')")
-    t_uniform, ppg_uniform = resample_uniform(video.timestamps_s, video.ppg, video.fps)
+    grid_fps = float(video.fps if fps is None else fps)
+    t_uniform, ppg_uniform = resample_uniform(video.timestamps_s, video.ppg, grid_fps)
     return result_from_pulse(
         t_uniform,
         ppg_uniform,
-        video.fps,
+        grid_fps,
         method="reference",
         frame_timestamps_s=video.timestamps_s,
         window_s=window_s,
@@ -275,7 +278,7 @@ def evaluate_video(
         raise ConfigError(f"reference must be 'ppg' or 'hr', got {reference!r}")
     pred = estimator.estimate(video, window_s=window_s, step_s=step_s, band_bpm=band_bpm)
     if reference == "ppg":
-        ref = reference_result(video, window_s=window_s, step_s=step_s, band_bpm=band_bpm)
+        ref = reference_result(video, window_s=window_s, step_s=step_s, band_bpm=band_bpm, fps=pred.fps)
         if len(ref.windows) != len(pred.windows) or not np.allclose(ref.windows.t_start_s, pred.windows.t_start_s):
             raise InputError(f"{video.path}: prediction and reference windows differ (estimator {estimator.name!r})")
         hr_ref, win_ref = float(ref.hr_bpm), np.asarray(ref.windows.hr_bpm, dtype=float)

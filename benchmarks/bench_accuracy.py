@@ -10,6 +10,8 @@ Steps (each reuses what an earlier, possibly interrupted, run left in ``--work``
 * ``train``: PhysNet supervised on those videos only (configs/physnet_synthetic.yaml with
   32 x 32 face crops, ``--steps`` optimiser steps of batch 8; best checkpoint by the
   synthetic validation HR MAE). No real video is seen.
+  Then the AutoHR network (default TDC cell, 16 channels, 4 blocks, hybrid loss, AutoHR's
+  erasing and HR resampling; configs/autohr_synthetic.yaml) the same way.
 * ``finetune``: two folds by subject over ``ubfc_rppg_dev``: the synthetic checkpoint
   (``model.init_from``) trained further on two subjects, the third picks the checkpoint,
   the other three are held out. Every subject is held out in exactly one fold.
@@ -66,10 +68,10 @@ def step_synth(args) -> None:
 
 
 # ------------------------------------------------------------------------- train
-def physnet_config(name: str, extra: list[str]):
+def physnet_config(name: str, extra: list[str], base: str = "physnet_synthetic.yaml"):
     from facepulse.config import load_config
 
-    return load_config(REPO / "configs" / "physnet_synthetic.yaml", [
+    return load_config(REPO / "configs" / base, [
         f"name={name}", "out_dir=runs", f"data.size={SIZE}", "trainer.early_stopping_patience=null",
         "optim.max_epochs=100000",
         *extra,
@@ -86,7 +88,13 @@ def run(cfg) -> Path:
 
 
 def step_train(args) -> Path:
-    return run(physnet_config("physnet_synth", [f"optim.max_steps={args.steps}", "data.root=data/synthetic"]))
+    ckpt = run(physnet_config("physnet_synth", [f"optim.max_steps={args.steps}", "data.root=data/synthetic"]))
+    if args.autohr_steps:
+        # The AutoHR network (default TDC cell) with its hybrid loss and augmentations.
+        run(physnet_config("autohr_synth", [f"optim.max_steps={args.autohr_steps}", "data.root=data/synthetic",
+                                            "model.params={channels: 16, n_blocks: 4}", "optim.batch_size=8"],
+                           base="autohr_synthetic.yaml"))
+    return ckpt
 
 
 def step_finetune(args) -> dict[str, Path]:
@@ -191,6 +199,10 @@ def summary_row(label: str, reports: list) -> dict:
         pooled.videos += r.videos
         pooled.failed.update(r.failed)
     whole, win = pooled.whole_video or {}, pooled.windowed or {}
+    per_video: dict[str, list[float]] = {}
+    for v in pooled.videos:  # a video scored by two fold models appears twice: "id", "id #2"
+        key = v.video_id if v.video_id not in per_video else f"{v.video_id} #2"
+        per_video[key] = [round(v.hr_pred_bpm, 1), round(v.hr_ref_bpm, 1)]
     return {
         "model": label,
         "videos": len(pooled.videos),
@@ -201,7 +213,7 @@ def summary_row(label: str, reports: list) -> dict:
         "win_mae": win.get("mae"),
         "win_rmse": win.get("rmse"),
         "win_r": win.get("pearson_r"),
-        "per_video": {v.video_id: [round(v.hr_pred_bpm, 1), round(v.hr_ref_bpm, 1)] for v in pooled.videos},
+        "per_video": per_video,
     }
 
 
@@ -216,6 +228,8 @@ def step_score(args) -> dict:
     estimators: list[tuple[str, object]] = [("facepulse POS", MethodEstimator("pos"))]
     if Path("runs/physnet_synth/best.ckpt").exists():
         estimators.append(("facepulse PhysNet, synthetic only", make_estimator("model", "runs/physnet_synth/best.ckpt")))
+    if Path("runs/autohr_synth/best.ckpt").exists():
+        estimators.append(("facepulse AutoHR net, synthetic only", make_estimator("model", "runs/autohr_synth/best.ckpt")))
     for model in args.peers:
         if (Path("peers") / model).is_dir():
             estimators.append((f"open-rppg {model}", PeerEstimator(model, Path("peers"))))
@@ -285,6 +299,7 @@ def main() -> None:
                         default=["synth", "train", "finetune", "peers", "score"])
     parser.add_argument("--n-videos", type=int, default=32)
     parser.add_argument("--steps", type=int, default=600, help="synthetic training: optimiser steps (batch 8)")
+    parser.add_argument("--autohr-steps", type=int, default=400, help="AutoHR network on synthetic (0: skip)")
     parser.add_argument("--finetune-steps", type=int, default=150)
     parser.add_argument("--peer-python", default=str(REPO / ".venv-peer" / "bin" / "python"))
     parser.add_argument("--peers", nargs="+", default=PEERS)

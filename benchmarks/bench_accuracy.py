@@ -68,7 +68,7 @@ def step_synth(args) -> None:
 
 
 # ------------------------------------------------------------------------- train
-def physnet_config(name: str, extra: list[str], base: str = "physnet_synthetic.yaml"):
+def experiment_config(name: str, extra: list[str], base: str = "physnet_synthetic.yaml"):
     from facepulse.config import load_config
 
     return load_config(REPO / "configs" / base, [
@@ -88,10 +88,10 @@ def run(cfg) -> Path:
 
 
 def step_train(args) -> Path:
-    ckpt = run(physnet_config("physnet_synth", [f"optim.max_steps={args.steps}", "data.root=data/synthetic"]))
+    ckpt = run(experiment_config("physnet_synth", [f"optim.max_steps={args.steps}", "data.root=data/synthetic"]))
     if args.autohr_steps:
         # The AutoHR network (default TDC cell) with its hybrid loss and augmentations.
-        run(physnet_config("autohr_synth", [f"optim.max_steps={args.autohr_steps}", "data.root=data/synthetic",
+        run(experiment_config("autohr_synth", [f"optim.max_steps={args.autohr_steps}", "data.root=data/synthetic",
                                             "model.params={channels: 16, n_blocks: 4}", "optim.batch_size=8"],
                            base="autohr_synthetic.yaml"))
     return ckpt
@@ -107,7 +107,7 @@ def step_finetune(args) -> dict[str, Path]:
     for fold, (train, val, test) in FOLDS.items():
         split = Path(f"split_{fold}.yaml")
         split.write_text(yaml.safe_dump({"train": train, "val": val, "test": test}))
-        cfg = physnet_config(f"physnet_ubfc_{fold}", [
+        cfg = experiment_config(f"physnet_ubfc_{fold}", [
             "data.dataset=ubfc-rppg", "data.root=shared:ubfc_rppg_dev", f"data.split_file={split}",
             f"model.init_from={synth_ckpt}", f"optim.max_steps={args.finetune_steps}", "optim.lr=1e-3",
         ])
@@ -236,29 +236,29 @@ def step_score(args) -> dict:
             estimators.append((f"open-rppg {model}, its own HR", PeerEstimator(model, Path("peers"), own_hr=True)))
 
     out: dict = {"all": [], "finetune": []}
+    ubfc_reports = {}
     for label, est in estimators:
-        ubfc_row = summary_row(label, [evaluate(est, ubfc)])
-        vl_row = summary_row(label, [evaluate(est, vl)])
+        ubfc_reports[label] = evaluate(est, ubfc)
+        ubfc_row, vl_row = summary_row(label, [ubfc_reports[label]]), summary_row(label, [evaluate(est, vl)])
         out["all"].append({"model": label, "ubfc": ubfc_row, "vitallens": vl_row})
         print(f"  {label}: ubfc whole {ubfc_row['whole_mae']}, vitallens whole {vl_row['whole_mae']}", file=sys.stderr)
 
-    # Held-out subjects of the fine-tuning folds, every model on the same videos.
+    # Held-out subjects of the fine-tuning folds. The folds' test subjects together are all
+    # six, so the models that were not fine-tuned are compared on the reports above.
     finetuned = {f: Path(f"runs/physnet_ubfc_{f}/best.ckpt") for f in FOLDS}
     if all(p.exists() for p in finetuned.values()):
-        rows = {}
+        for label in ("facepulse POS", "facepulse PhysNet, synthetic only"):
+            if label in ubfc_reports:
+                out["finetune"].append({"model": label, "ubfc": summary_row(label, [ubfc_reports[label]]),
+                                        "vitallens": None})
+        label = "facepulse PhysNet, synthetic + fine-tuned"
+        held_out, vitallens = [], []
         for fold, (_, _, test) in FOLDS.items():
-            held_out = [by_id[s] for s in test]
-            fold_models = [("facepulse POS", MethodEstimator("pos")),
-                           ("facepulse PhysNet, synthetic only", make_estimator("model", "runs/physnet_synth/best.ckpt")),
-                           ("facepulse PhysNet, synthetic + fine-tuned", make_estimator("model", str(finetuned[fold])))]
-            for label, est in fold_models:
-                rows.setdefault(label, {"ubfc": [], "vitallens": []})
-                rows[label]["ubfc"].append(evaluate(est, ubfc, held_out))
-                if "fine-tuned" in label:
-                    rows[label]["vitallens"].append(evaluate(est, vl))
-        for label, parts in rows.items():
-            out["finetune"].append({"model": label, "ubfc": summary_row(label, parts["ubfc"]),
-                                    "vitallens": summary_row(label, parts["vitallens"]) if parts["vitallens"] else None})
+            est = make_estimator("model", str(finetuned[fold]))
+            held_out.append(evaluate(est, ubfc, [by_id[s] for s in test]))
+            vitallens.append(evaluate(est, vl))
+        out["finetune"].append({"model": label, "ubfc": summary_row(label, held_out),
+                                "vitallens": summary_row(label, vitallens)})
     return out
 
 

@@ -47,26 +47,12 @@ FPS = 30.0
 
 # ------------------------------------------------------------------------------ loss
 def loop_triplet(name: str, a, p, n, fps: float):
-    """Per-sample, per-view-pair triplet loss with Python loops (the reference's way)."""
-    import torch
+    """Per-sample, per-view-pair triplet loss with Python loops (the reference's way): the
+    tests' oracle, tests/_triplet_reference.py, averaged over the batch."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from _triplet_reference import loop_triplet as per_sample
 
-    from facepulse.losses import band_psd, max_cross_correlation, psd_mse
-
-    def dist(x, y):
-        if name == "psd_mse":
-            return psd_mse(x, y, fps)
-        if name == "mcc":
-            return -max_cross_correlation(x, y, fps)
-        _, px, mask = band_psd(x, fps)
-        _, py, _ = band_psd(y, fps)
-        return (px - py).abs().sum(-1) / mask.sum(-1)
-
-    out = []
-    for s in range(a.shape[0]):
-        pos = [dist(a[s, i][None], p[s, j][None]) for i in range(a.shape[1]) for j in range(p.shape[1])]
-        neg = [dist(a[s, i][None], n[s, j][None]) for i in range(a.shape[1]) for j in range(n.shape[1])]
-        out.append(torch.stack(pos).mean() - torch.stack(neg).mean())
-    return torch.stack(out).mean()
+    return per_sample(name, a, p, n, fps).mean()
 
 
 def bench_loss(args) -> list[dict]:

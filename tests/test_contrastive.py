@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from _triplet_reference import loop_triplet
 from facepulse.config import load_config
 from facepulse.contrastive import (
     MemoryBank,
@@ -30,7 +31,7 @@ from facepulse.contrastive import (
 )
 from facepulse.contrastive.module import ContrastiveModule, check_config, frequency_contrast
 from facepulse.errors import ConfigError, InputError
-from facepulse.losses import band_psd, irrelevant_power_ratio, max_cross_correlation, psd_mse
+from facepulse.losses import irrelevant_power_ratio, max_cross_correlation, psd_mse
 from facepulse.models import build_model
 
 torch.set_num_threads(2)
@@ -185,26 +186,6 @@ def test_triplet_loss_correct_positive_beats_swapped():
         assert swapped.item() == pytest.approx(value, abs=1e-9)
     with pytest.raises(InputError, match="views differ in batch or length"):
         MultiViewTripletLoss()(anchor, same[:, :, :30], shifted, FPS)
-
-
-def loop_triplet(name: str, a, p, n, fps: float) -> torch.Tensor:
-    """Per-sample, per-pair reference of the triplet loss, from the shared loss functions."""
-
-    def dist(x, y):
-        if name == "psd_mse":
-            return psd_mse(x, y, fps)
-        if name == "mcc":
-            return -max_cross_correlation(x, y, fps)
-        _, px, mask = band_psd(x, fps)
-        _, py, _ = band_psd(y, fps)
-        return (px - py).abs().sum(-1) / mask.sum(-1)
-
-    out = []
-    for s in range(a.shape[0]):
-        pos = [dist(a[s, i][None], p[s, j][None]) for i in range(a.shape[1]) for j in range(p.shape[1])]
-        neg = [dist(a[s, i][None], n[s, j][None]) for i in range(a.shape[1]) for j in range(n.shape[1])]
-        out.append(torch.stack(pos).mean() - torch.stack(neg).mean())
-    return torch.stack(out)
 
 
 @pytest.mark.parametrize("name", ["psd_mse", "l1", "mcc"])

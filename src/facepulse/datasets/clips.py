@@ -306,7 +306,7 @@ class ClipDataset(Dataset):
             item["ppg"] = torch.from_numpy(_standardise(ppg).astype(np.float32))
             item["hr_bpm"] = self._hr_label(ppg, hr, fps_out, video, first_frame)
         if self.augment is not None:
-            item = _apply_augment(self.augment, item)
+            item = apply_augment(self.augment, item)
         return item
 
     def _hr_label(self, ppg: np.ndarray, hr: np.ndarray | None, fps: float, video: _Video, frame: int) -> float:
@@ -377,7 +377,10 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
-def _apply_augment(augment: Callable[..., Any], item: Item) -> Item:
+def apply_augment(augment: Callable[..., Any], item: Item, generator: Any = None) -> Item:
+    """A new item with ``augment`` applied: a :class:`facepulse.augment.Augment` (drawing
+    from ``generator``) transforms the clip and its labels; any other callable gets the
+    whole item. Shared by :class:`ClipDataset` and the training data module."""
     from facepulse.augment import Augment, ClipSample
 
     if not isinstance(augment, Augment):
@@ -386,7 +389,7 @@ def _apply_augment(augment: Callable[..., Any], item: Item) -> Item:
         raise ConfigError("ClipDataset: facepulse.augment augmentations need source='clip'")
     hr = item.get("hr_bpm")
     sample = augment(ClipSample(clip=item["clip"], fps=float(item["fps"]), ppg=item.get("ppg"),
-                                hr_bpm=None if hr is None else float(hr)))
+                                hr_bpm=None if hr is None else float(hr)), generator)
     out = dict(item)
     out["clip"] = sample.clip.contiguous()
     if sample.ppg is not None:

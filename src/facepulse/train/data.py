@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from facepulse.augment import ClipSample, Compose, build_augment
+from facepulse.augment import Compose, build_augment
 from facepulse.config import AugmentConfig, ExperimentConfig
+from facepulse.datasets.clips import apply_augment
 from facepulse.errors import ConfigError, InputError
 
 Item = dict[str, Any]
@@ -90,21 +91,8 @@ class AugmentedClips(Dataset):
         item = dict(self.base[index])
         if self.augment is None:
             return item
-        sample = ClipSample(
-            clip=item["clip"], fps=float(item["fps"]), ppg=item.get("ppg"), hr_bpm=_as_float(item.get("hr_bpm"))
-        )
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        out = self.augment(sample, gen)
-        item["clip"] = out.clip.contiguous()
-        if out.ppg is not None:
-            item["ppg"] = out.ppg.to(torch.float32)
-        if out.hr_bpm is not None:
-            item["hr_bpm"] = float(out.hr_bpm)
-        return item
-
-
-def _as_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+        return apply_augment(self.augment, item, gen)
 
 
 # ------------------------------------------------------------------------- sampling

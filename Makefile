@@ -11,7 +11,7 @@ $(BIN)/facepulse: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,live,ray]"
 	$(BIN)/pip install -q --no-deps $(MEDIAPIPE)
 	touch $(BIN)/facepulse
 

@@ -140,7 +140,7 @@ def clips() -> list[dict]:
     """(name, video, reference ppg on frame times) for every real clip with a reference."""
     import pandas as pd
 
-    from facepulse.datasets.base import Reference, get_reader
+    from facepulse.datasets import Reference, get_reader
 
     data = shared_data_dir()
     out = []

@@ -98,7 +98,7 @@ def preprocess_run(data: Path, dataset: str, size: int, clips: bool, workers: in
 
 
 def run_one(reader, size: int, clips: bool, workers: int, cache: Path) -> None:
-    from facepulse.datasets.cache import _peak_rss_mb
+    from facepulse.executors.base import peak_rss_mb as _peak_rss_mb
 
     summary = preprocess_dataset(reader, cache, PreprocessConfig(size=size, clips=clips), workers=workers,
                                  progress=False)

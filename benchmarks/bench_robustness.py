@@ -46,7 +46,8 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
     from facepulse.errors import FacepulseError
     from facepulse.eval.metrics import summarize
     from facepulse.io.video import open_video
-    from facepulse.pipeline import predict_from_trace
+    from facepulse.pipeline import FUSED_METHOD, predict_from_regions, predict_from_trace
+    from facepulse.roi.regions import DEFAULT_REGIONS
     from facepulse.roi.trace import extract_trace
     from facepulse.synth import apply_codec, generate_video, sample_params, video_seed
     from facepulse.synth.params import CameraParams, SynthParams
@@ -69,7 +70,9 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
         trace = None
         if not args.via_predict:
             try:
-                trace = extract_trace(open_video(frames, fps=video.fps))
+                # one pass gives every candidate region; its "skin" region is the
+                # single-ROI trace the classic methods use
+                trace = extract_trace(open_video(frames, fps=video.fps), regions=DEFAULT_REGIONS)
             except FacepulseError as err:
                 for m in methods:
                     failures[m].append(f"{label}: {err}")
@@ -80,6 +83,11 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
             try:
                 if args.via_predict:
                     result = predict(frames, fps=video.fps, method=m)
+                elif m == FUSED_METHOD:
+                    result = predict_from_regions(
+                        trace.timestamps_s, trace.region_rgb, trace.fps, region_names=trace.region_names,
+                        source=label, frames_without_face=trace.frames_without_face,
+                    )
                 else:
                     result = predict_from_trace(
                         trace.timestamps_s, trace.rgb, trace.fps, method=m, source=label,
@@ -128,7 +136,7 @@ def markdown(results: dict[str, dict[str, dict]], args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", nargs="+", default=ALL_SCENARIOS)
-    parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    parser.add_argument("--methods", nargs="+", default=None, help="default: auto (the fused estimator) and every registered method")
     parser.add_argument("--n-videos", type=int, default=20)
     parser.add_argument("--duration-s", type=float, default=30.0)
     parser.add_argument("--size", default="320x240")
@@ -142,9 +150,10 @@ def main() -> None:
 
     from facepulse.methods import METHODS
 
-    methods = args.methods or METHODS.names()
+    methods = args.methods or ["auto", *METHODS.names()]
     for m in methods:
-        METHODS.get(m)  # fail early on a typo
+        if m != "auto":
+            METHODS.get(m)  # fail early on a typo
     results = {s: run_scenario(args, s, methods) for s in args.scenarios}
     table = markdown(results, args)
     print(table)

@@ -19,12 +19,12 @@ import pytest
 from facepulse.datasets import get_reader
 from facepulse.datasets.cache import (
     PreprocessConfig,
-    _ClipCropper,
     cache_root,
     open_cached,
     preprocess_dataset,
 )
 from facepulse.errors import ConfigError, InputError
+from facepulse.roi.crops import ClipCropper
 
 N_VIDEOS = 5
 ARRAYS = ("timestamps_s", "rgb", "valid", "interpolated", "boxes", "clips", "clip_boxes", "clip_valid", "ppg", "hr_bpm")
@@ -148,7 +148,7 @@ def test_cropper_smooths_the_box_and_marks_frames_before_the_first_face():
     rng = np.random.default_rng(0)
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[40:80, 60:100] = 200  # the "face": a bright 40 x 40 square centred at (80, 60)
-    cropper = _ClipCropper(size=16, box_scale=1.0, half_window=3)
+    cropper = ClipCropper(size=16, box_scale=1.0, half_window=3)
     out, raw_centres = [], []
     for i in range(30):
         box = None if i < 2 else np.array([60.0, 40.0, 100.0, 80.0]) + rng.normal(0, 3, 4)
@@ -165,7 +165,7 @@ def test_cropper_smooths_the_box_and_marks_frames_before_the_first_face():
     centres = np.array([(b[0] + b[2]) / 2 for b in boxes[5:25]])
     assert np.std(np.diff(centres)) < 0.5 * np.std(np.diff(raw_centres))
     assert np.abs(centres - 80).max() < 3
-    blind = _ClipCropper(size=8, box_scale=1.0, half_window=1)
+    blind = ClipCropper(size=8, box_scale=1.0, half_window=1)
     first = blind.push(frame, None) + blind.push(frame, None) + blind.push(frame, None)
     assert [o[2] for o in first] == [False, False] and np.isnan(first[0][1]).all()
     assert not first[0][0].any()  # black

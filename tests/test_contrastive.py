@@ -428,3 +428,123 @@ def test_unlabelled_training_learns_pulse_and_loads_like_supervised(tmp_path, mo
     for key, value in model.backbone.state_dict().items():
         torch.testing.assert_close(supervised.model.state_dict()[key], value)
     assert float(irrelevant_power_ratio(model(torch.from_numpy(clips)), FPS).mean()) < 0.2
+
+
+# ------------------------------------------------------------------ resume, export
+CONTRASTIVE_TINY = [
+    "kind=contrastive", "out_dir=runs", "data.clip_len=32", "data.size=8", "model.name=physnet_interp",
+    "model.params={base_channels: 2}", "contrastive.view_len=16", "contrastive.n_views=2",
+    "contrastive.memory_bank=16", "optim.batch_size=4", "optim.max_epochs=3",
+    "trainer.early_stopping_patience=null", "trainer.log_every_n_steps=1",
+]
+
+CONTRASTIVE_KILL_SCRIPT = """
+import os, signal, sys
+import torch
+import lightning as L
+from _clips import noise_clips
+from facepulse.config import load_config
+from facepulse.train.data import ClipDataModule
+from facepulse.train.runner import run_experiment
+
+torch.set_num_threads(1)
+
+
+class KillInSecondEpoch(L.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a crash or an OOM kill
+
+
+cfg = load_config(None, {overrides!r})
+dm = ClipDataModule(cfg, train=noise_clips(12, 32, 8, seed=1), val=noise_clips(4, 32, 8, seed=2))
+run_experiment(cfg, datamodule=dm, callbacks=[KillInSecondEpoch()] if sys.argv[1:] == ["kill"] else [], progress=False)
+"""
+
+
+def run_python(code: str, cwd: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    script = cwd / "script.py"
+    script.write_text(code)
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_contrastive_resume_after_sigkill_is_bit_for_bit(tmp_path):
+    """A contrastive run killed by SIGKILL in its second epoch and resumed from last.ckpt
+    ends with exactly the weights (and memory bank) of an uninterrupted run: the factors
+    and views come from (seed, rank, step)-seeded generators, the bank is in the checkpoint."""
+    straight = run_python(CONTRASTIVE_KILL_SCRIPT.format(overrides=["name=straight", *CONTRASTIVE_TINY]), tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed_code = CONTRASTIVE_KILL_SCRIPT.format(overrides=["name=killed", *CONTRASTIVE_TINY])
+    proc = run_python(killed_code, tmp_path, "kill")
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    last = tmp_path / "runs" / "killed" / "last.ckpt"
+    epoch0 = torch.load(last, weights_only=True)
+    assert epoch0["epoch"] == 0 and epoch0["facepulse_contrastive"]["bank"]["count"] > 0  # the bank is saved
+    resumed = run_python(killed_code, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    a = torch.load(tmp_path / "runs" / "straight" / "last.ckpt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 9
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key  # bit for bit
+    bank_a, bank_b = a["facepulse_contrastive"]["bank"], b["facepulse_contrastive"]["bank"]
+    assert torch.equal(bank_a["queue"], bank_b["queue"]) and bank_a["ptr"] == bank_b["ptr"]
+    # the resumed epochs did train
+    key = next(k for k in a["state_dict"] if k.endswith("weight"))
+    assert not torch.equal(b["state_dict"][key], epoch0["state_dict"][key])
+
+
+def test_memory_bank_state_round_trips():
+    bank = MemoryBank(5)
+    bank.push(torch.rand(3, 7), 30.0)
+    bank.push(torch.rand(4, 7), 30.0)
+    again = MemoryBank(5)
+    again.load_state(bank.state())
+    assert torch.equal(again.spectra(), bank.spectra()) and (again.ptr, again.count) == (bank.ptr, bank.count)
+    new = torch.rand(2, 7)
+    bank.push(new, 30.0)
+    again.push(new, 30.0)
+    assert torch.equal(again.spectra(), bank.spectra())
+    with pytest.raises(InputError, match="holds 5 spectra"):
+        MemoryBank(6).load_state(bank.state())
+
+
+def test_short_saliency_run_writes_best_and_exports_to_onnx(tmp_path, monkeypatch):
+    """A contrastive run whose max_steps ends inside its first epoch still validates and
+    writes best.ckpt; its saliency-sampler model exports to ONNX (adaptive pooling used to
+    fail) and ONNX Runtime matches PyTorch, with a non-uniform saliency map."""
+    from _clips import noise_clips
+    from facepulse.models.inference import compare_onnx, export_onnx, load_model
+    from facepulse.train.data import ClipDataModule
+    from facepulse.train.runner import run_experiment
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, [
+        "name=short", *CONTRASTIVE_TINY, "optim.max_steps=2", "contrastive.saliency=true",
+        "contrastive.saliency_params={grid_size: 4, input_size: 6, channels: 4}",
+    ])
+    dm = ClipDataModule(cfg, train=noise_clips(12, 32, 8, seed=1), val=noise_clips(4, 32, 8, seed=2))
+    result = run_experiment(cfg, datamodule=dm, progress=False)
+    assert result.trainer.global_step == 2  # 3 batches an epoch: stopped inside the first one
+    assert result.best_ckpt is not None and result.best_ckpt.is_file() and result.best_score is not None
+
+    ckpt = torch.load(result.best_ckpt, weights_only=True)
+    head = "model.sampler.net.head.weight"
+    ckpt["state_dict"][head] = torch.randn(ckpt["state_dict"][head].shape, generator=torch.Generator().manual_seed(0))
+    salient = tmp_path / "salient.ckpt"
+    torch.save(ckpt, salient)
+    onnx_path = export_onnx(salient, tmp_path / "saliency.onnx")
+    assert compare_onnx(salient, onnx_path) < 1e-4
+    clips = np.random.default_rng(3).uniform(0, 255, size=(2, 3, 32, 8, 8)).astype(np.float32)
+    torch_out, onnx_out = load_model(salient)(clips), load_model(onnx_path)(clips)
+    assert np.abs(torch_out).max() > 1e-3 and np.allclose(torch_out, onnx_out, atol=1e-4)

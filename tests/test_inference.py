@@ -23,9 +23,9 @@ from facepulse.models.inference import (
     load_model,
     overlap_add,
     read_checkpoint,
-    resample_frames,
     video_pulse,
 )
+from facepulse.io.timegrid import resample_frames
 from facepulse.train.data import ClipDataModule
 from facepulse.train.runner import run_experiment
 

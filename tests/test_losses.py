@@ -122,8 +122,34 @@ def test_freq_ce_per_sample_fps_and_vectorised():
     assert both[1].item() == pytest.approx(one.item(), rel=1e-9)
     swapped = loss(x, fps=fps, hr_bpm=torch.tensor([120.0, 72.0]))
     assert (both < swapped).all()
+    strict = build_loss("freq_ce", reduction="none", out_of_band="error")
     with pytest.raises(InputError, match=r"hr_bpm 200 is outside the loss band \[40, 180\] bpm"):
-        loss(x, fps=fps, hr_bpm=torch.tensor([72.0, 200.0]))
+        strict(x, fps=fps, hr_bpm=torch.tensor([72.0, 200.0]))
+
+
+def test_hybrid_out_of_band_hr_does_not_stop_training():
+    """A 190 bpm clip (above the 40-180 bpm bins): by default its frequency term is 0 and
+    the rest of the batch trains as before; "clamp" targets the edge bin; "error" raises."""
+    x = batch(tone(72 / 60), tone(3.0), tone(1.5)).requires_grad_(True)
+    target = batch(tone(72 / 60, phase=0.2), tone(3.0, phase=0.2), tone(1.5, phase=0.2))
+    hr = torch.tensor([72.0, 190.0, 90.0])
+    pearson = build_loss("neg_pearson", reduction="none")(x, target)
+    per_sample = build_loss("hybrid", reduction="none")(x, target, fps=FPS, hr_bpm=hr)
+    assert torch.isfinite(per_sample).all()
+    assert per_sample[1].item() == pytest.approx(pearson[1].item(), abs=1e-12)  # no frequency term
+    in_band = build_loss("hybrid", reduction="none")(x[[0, 2]], target[[0, 2]], fps=FPS, hr_bpm=hr[[0, 2]])
+    assert torch.allclose(per_sample[[0, 2]], in_band, rtol=1e-12, atol=0)  # the other clips are untouched
+    build_loss("hybrid")(x, target, fps=FPS, hr_bpm=hr).backward()
+    assert torch.isfinite(x.grad).all() and x.grad[1].abs().max() > 0  # time term still trains it
+    clamped = build_loss("freq_ce", reduction="none", out_of_band="clamp")(x, fps=FPS, hr_bpm=hr)
+    edge = build_loss("freq_ce", reduction="none")(x, fps=FPS, hr_bpm=torch.tensor([72.0, 180.0, 90.0]))
+    assert torch.equal(clamped, edge)
+    nan_hr = build_loss("hybrid", reduction="none")(x, target, fps=FPS, hr_bpm=torch.tensor([72.0, float("nan"), 90.0]))
+    assert torch.equal(nan_hr, per_sample)
+    with pytest.raises(InputError, match="hr_bpm 190 is outside the loss band"):
+        build_loss("hybrid", out_of_band="error")(x, target, fps=FPS, hr_bpm=hr)
+    with pytest.raises(ConfigError, match="out_of_band 'drop' unknown"):
+        build_loss("hybrid", out_of_band="drop")
 
 
 def test_hybrid_is_weighted_sum():

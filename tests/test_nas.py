@@ -22,6 +22,7 @@ from facepulse.nas import (
     channel_shuffle,
     derive_genotype,
     draw_genotype,
+    edge_choice,
     pulse_loss,
     read_alpha_history,
     second_order_alpha_grads,
@@ -428,3 +429,207 @@ def test_search_cli_user_errors(tmp_path, monkeypatch, capsys):
     assert "needs kind: search" in capsys.readouterr().err
     assert main(["search", "--config", config, "search.ops=[skip, bogus_op]"]) == 2
     assert "bogus_op" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ pruning readings, PC-DARTS
+def test_prune_edges_or_ops_readings():
+    """"Each node keeps the two strongest operations": "edges" keeps two edges with one op
+    each; "ops" keeps the two strongest ops overall, which may share an edge."""
+    rows = {
+        (0, 1): [0, 3, 2.5, 0],  # node 1: with "ops" both skip and conv from the input
+        (0, 2): [0, 4, 3.5, 0],  # node 2: the two strongest ops are both on edge 0 -> 2
+        (1, 2): [0, 0, 0, 0],  # weaker than the second op of edge 0 -> 2
+        (0, 3): [0, 0, 0, 2],
+        (1, 3): [0, 0, 3, 0],
+        (2, 3): [0, 1, 0, 0],
+        (1, 4): [0, 1, 0, 0],
+    }
+    alphas = alphas_for(rows)
+    edges = derive_genotype(alphas, OPS4, 3)
+    ops = derive_genotype(alphas, OPS4, 3, prune="ops")
+    assert edges.node_inputs == "edges" and ops.node_inputs == "ops"
+    node = lambda g, j: {(e.op, e.src) for e in g.cells[0] if e.dst == j}  # noqa: E731
+    assert node(edges, 1) == {("skip", 0)}
+    assert node(edges, 2) == {("skip", 0), ("skip", 1)}
+    assert node(ops, 1) == {("skip", 0), ("conv_3x3x3", 0)}
+    assert node(ops, 2) == {("skip", 0), ("conv_3x3x3", 0)}
+    assert node(ops, 3) == node(edges, 3) == {("conv_3x3x3", 1), ("avg_pool_3x3x3", 0)}
+    assert {e for e in ops.cells[0] if e.dst == 4} == {e for e in edges.cells[0] if e.dst == 4}
+    # the "ops" genotype is a valid file that builds and runs, and keeps its reading
+    again = Genotype.from_json(ops.to_json())
+    assert again == ops and "node_inputs" in ops.to_json() and "node_inputs" not in edges.to_json()
+    net = AutoHR(again, channels=4, n_blocks=2)
+    assert net(torch.randn(1, 3, 8, 16, 16)).shape == (1, 8)
+    with pytest.raises(ConfigError, match="node_inputs 'any' unknown"):
+        Genotype.from_dict({**edges.to_dict(), "node_inputs": "any"})
+    with pytest.raises(ConfigError, match="search.prune 'all' unknown"):
+        derive_genotype(alphas, OPS4, 3, prune="all")
+    cfg = load_config(None, ["search.prune=ops"])
+    assert cfg.search.prune == "ops"
+
+
+def test_pc_darts_edge_normalisation():
+    """With partial channels the supernet learns edge weights: softmax over the edges
+    into each intermediate node (1 for output edges); they scale the edges' outputs and
+    the op strengths the genotype is derived from."""
+    net = tiny_supernet(partial_channels=2)
+    assert net.edge_normalization and net.betas is not None
+    assert tiny_supernet().betas is None and not tiny_supernet(partial_channels=2, edge_normalization=False).edge_normalization
+    assert len(net.arch_parameters()) == 2 and all(p is not net.betas for p in net.weight_parameters())
+    with torch.no_grad():
+        net.betas.normal_()
+    w = net.edge_weights()[0]
+    dst = torch.tensor([d for _, d in EDGES3])
+    for j in (1, 2, 3):
+        assert w[dst == j].sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.equal(w[dst == 4], torch.ones(3))
+    batch = make_batch(0)
+    loss = pulse_loss(net, batch, build_loss("neg_pearson"))
+    loss.backward()
+    assert net.betas.grad is not None and net.betas.grad[0, dst <= 3].abs().sum() > 0
+    # derivation: equal op weights everywhere, the edge weights decide node 3's two edges
+    edge_w = np.ones((1, len(EDGES3)))
+    edge_w[0, EDGES3.index((0, 3))], edge_w[0, EDGES3.index((1, 3))], edge_w[0, EDGES3.index((2, 3))] = 0.2, 0.3, 0.5
+    geno = derive_genotype(np.zeros((1, len(EDGES3), len(OPS4))), OPS4, 3, edge_weights=edge_w)
+    assert {e.src for e in geno.cells[0] if e.dst == 3} == {1, 2}
+    assert {e.src for e in derive_genotype(np.zeros((1, len(EDGES3), len(OPS4))), OPS4, 3).cells[0] if e.dst == 3} == {0, 1}
+
+
+def test_search_on_several_devices_is_a_clear_error(tmp_path, monkeypatch):
+    from facepulse.nas.search import SearchModule, check_single_device
+    from facepulse.train.runner import run_experiment
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(write_tiny_config(tmp_path), ["trainer.devices=2", "trainer.strategy=ddp"])
+    for start in (lambda: SearchModule(cfg), lambda: run_experiment(cfg, progress=False)):
+        with pytest.raises(ConfigError, match=r"trainer.devices=2.*runs on one device.*all-reduce") as err:
+            start()
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="world size 4"):
+        check_single_device(load_config(write_tiny_config(tmp_path), ["trainer.devices=auto"]), world_size=4)
+    check_single_device(load_config(write_tiny_config(tmp_path), ["trainer.devices=auto"]), world_size=1)
+
+
+# ------------------------------------------------------------- search finds the op
+TOY_OPS = ("none", "skip", "conv_1x3x3", "avg_pool_3x3x3", "max_pool_3x3x3", "tdc_3x3x3_t0.6")
+
+
+class ToySearch(torch.nn.Module):
+    """One mixed edge between a 1x1x1 lift and a 1x1x1 readout (no other temporal
+    receptive field): the architecture weights alone decide what the edge can see in time."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.lift = torch.nn.Conv3d(1, channels, 1)
+        self.edge = MixedOp(channels, TOY_OPS)
+        self.read = torch.nn.Conv3d(channels, 1, 1)
+        self.alphas = torch.nn.Parameter(1e-3 * torch.randn(len(TOY_OPS)))
+
+    def arch_parameters(self):
+        return [self.alphas]
+
+    def weight_parameters(self):
+        return [p for name, p in self.named_parameters() if name != "alphas"]
+
+    def forward(self, x):
+        return self.read(self.edge(self.lift(x), torch.softmax(self.alphas, -1))).mean(dim=(1, 3, 4))
+
+
+def toy_batch(gen: torch.Generator, b: int = 8, t: int = 16, size: int = 4):
+    """Clips of a white-noise signal s(t) (plus pixel noise); target s(t + 1) - s(t - 1).
+
+    Only an op that takes a temporal difference can predict it: ``skip`` and the 1x3x3
+    conv see one frame (s(t) is uncorrelated with the target), the poolings are symmetric
+    in time (their correlation with an antisymmetric difference is 0); of the candidates
+    only the TDC op (a 3x3x3 convolution) can."""
+    s = torch.randn(b, 1, t + 2, 1, 1, generator=gen)
+    gain = 1 + 0.5 * torch.rand(1, 1, 1, size, size, generator=gen)
+    x = s * gain + 0.3 * torch.randn(b, 1, t + 2, size, size, generator=gen)
+    return x[:, :, 1:-1], s[:, 0, 2:, 0, 0] - s[:, 0, :-2, 0, 0]
+
+
+def test_bilevel_search_selects_the_temporal_difference_op():
+    torch.manual_seed(0)
+    net = ToySearch()
+    gen = torch.Generator().manual_seed(1000)
+    w_opt = torch.optim.Adam(net.weight_parameters(), lr=0.01)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=0.03, betas=(0.5, 0.999))
+
+    def mse(batch):  # frames 1..T-2: the first and last output see a padded neighbour
+        x, y = batch
+        return ((net(x)[:, 1:-1] - y[:, 1:-1]) ** 2).mean()
+
+    for step in range(150):
+        train, val = toy_batch(gen), toy_batch(gen)
+        if step >= 20:  # warm-up: weights first, as search.warmup_epochs
+            architecture_step(net, a_opt, lambda: mse(val))
+        weight_step(net, w_opt, lambda: mse(train))
+    weights = torch.softmax(net.alphas.detach(), -1).double().numpy()
+    best, strength = edge_choice(weights, TOY_OPS)
+    assert TOY_OPS[int(best)] == "tdc_3x3x3_t0.6", weights
+    others = np.delete(weights, TOY_OPS.index("tdc_3x3x3_t0.6"))
+    assert strength > 0.5 and strength > 5 * others.max(), weights
+
+
+# ---------------------------------------------- search -> train -> predict -> export
+def test_searched_model_predicts_and_exports_from_another_folder(tmp_path, monkeypatch, capsys):
+    """The chain search -> genotype.json -> train -> `predict --model` -> `export --onnx`,
+    the last two run from another working directory: the checkpoint holds the genotype
+    itself (it used to hold the relative path and failed with 'cannot read genotype').
+    A checkpoint of the old kind (the path) still loads from elsewhere."""
+    from facepulse.cli import main
+    from facepulse.models.inference import load_model
+    from facepulse.nas.search import synthetic_splits
+    from facepulse.synth import SynthParams
+    from facepulse.synth.params import CameraParams
+    from facepulse.synth.writer import write_dataset
+    from facepulse.train.data import ClipDataModule
+    from facepulse.train.runner import run_experiment
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    config = write_tiny_config(work)
+    assert main(["search", "--config", config, "--quiet", "optim.max_epochs=1"]) == 0
+    capsys.readouterr()
+    genotype = Genotype.load(work / "runs" / "tiny_search" / "genotype.json")
+    train_cfg = load_config(
+        None,
+        [
+            "name=tiny_train", "out_dir=runs", "model.name=autohr",
+            f"model.params={json.dumps({'genotype': 'runs/tiny_search/genotype.json', 'channels': 4, 'n_blocks': 2})}",
+            "data.clip_len=16", "data.size=16", "optim.batch_size=3", "optim.max_steps=2",
+            "trainer.early_stopping_patience=null",
+        ],
+    )
+    search_cfg = load_config(config)
+    splits = synthetic_splits(search_cfg.search.synth, search_cfg.data)
+    result = run_experiment(
+        train_cfg, datamodule=ClipDataModule(train_cfg, train=splits["train"], val=splits["val"]), progress=False
+    )
+    ckpt = result.best_ckpt.resolve()
+    stored = torch.load(ckpt, map_location="cpu", weights_only=True)["facepulse"]["config"]["model"]["params"]
+    assert Genotype.from_dict(stored["genotype"]) == genotype
+
+    video_root = tmp_path / "videos"
+    base = SynthParams(duration_s=6.0, camera=CameraParams(width=160, height=120))
+    write_dataset(video_root, n_videos=1, scenario="still", seed=3, base=base, progress=False)
+    (video,) = sorted(video_root.glob("videos/*/video.mkv"))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["predict", str(video), "--model", str(ckpt), "--window", "4", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "method model:autohr" in out.out and "heart rate" in out.out, out.err
+    onnx_path = elsewhere / "searched.onnx"
+    assert main(["export", str(ckpt), "--onnx", str(onnx_path)]) == 0
+    assert "max |onnxruntime - pytorch|" in capsys.readouterr().out
+    assert load_model(onnx_path).info.name == "autohr"
+
+    # an old checkpoint, holding the path relative to the training's folder, loads from here too
+    old = torch.load(ckpt, map_location="cpu", weights_only=True)
+    old["facepulse"]["config"]["model"]["params"]["genotype"] = "runs/tiny_search/genotype.json"
+    old_ckpt = ckpt.parent / "old_style.ckpt"
+    torch.save(old, old_ckpt)
+    assert load_model(old_ckpt).model.backbone.genotype == genotype

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from facepulse.datasets.base import get_reader
+from facepulse.datasets import get_reader
 from facepulse.errors import ConfigError, InputError
 from facepulse.signal.hr import estimate_hr_bpm, windowed_hr
 from facepulse.synth import (

@@ -72,12 +72,14 @@ def test_sampler_shards_ranks_disjointly():
 def test_augment_config_maps_onto_augmentations():
     cfg = load_config(None, ["augment.hr_resample=true", "augment.erase_p=0.5", "augment.flip_p=0.5", "augment.color_jitter=0.2"])
     specs = augment_specs(cfg.augment, 32)
-    assert [s["name"] for s in specs] == ["hr_balance", "erase", "hflip", "color_jitter"]
+    # HR balancing is not in the chain: the data module adds resampled copies (HRBalancedClips)
+    assert [s["name"] for s in specs] == ["erase", "hflip", "color_jitter"]
+    assert specs[0]["fill"] == "mean"  # augment.erase_fill's default
     assert specs[-1]["brightness"] == pytest.approx(0.2) and specs[-1]["color"] == pytest.approx(0.05)
     chain = build_config_augment(cfg.augment, 32)
-    assert chain.source_frames(32) == 64  # HR balancing reads twice the frames
+    assert ClipDataModule(cfg).source_clip_len == 2 * cfg.data.clip_len  # HR balancing reads twice the frames
     # the same (index, seed) key gives the same augmented clip; another seed a different one
-    data = AugmentedClips(noise_clips(2, clip_len=64), chain)
+    data = AugmentedClips(noise_clips(2, clip_len=32), chain)
     one, again, other = data[(0, 11)], data[(0, 11)], data[(0, 12)]
     assert one["clip"].shape == (3, 32, 16, 16)
     assert torch.equal(one["clip"], again["clip"])

@@ -1,9 +1,11 @@
 """One typed schema for every experiment (train, contrastive, search), loaded from YAML.
 
-Paths in a config are relative (to the current directory, or ``$FACEPULSE_DATA`` for
-``data.root`` values starting with ``shared:``); absolute paths are rejected so that an
-experiment file works on every machine. Any field can be overridden from the command line
-with dotted ``key=value`` pairs, e.g. ``optim.lr=3e-4 data.clip_len=64``.
+Relative paths in a config are relative to the current directory (``data.root`` values
+starting with ``shared:`` to ``$FACEPULSE_DATA``). A user's own experiment files and
+command-line overrides may use absolute paths (``data.root=/datasets/UBFC``); the
+experiment files committed to this repository (``configs/*.yaml``) keep to relative ones so
+that they work on every machine (a test checks it). Any field can be overridden from the
+command line with dotted ``key=value`` pairs, e.g. ``optim.lr=3e-4 data.clip_len=64``.
 """
 
 from __future__ import annotations
@@ -12,19 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facepulse.errors import ConfigError
+from facepulse.paths import default_cache_dir
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def _relative(value: str | None) -> str | None:
-    if value is not None and Path(value).is_absolute():
-        raise ValueError(f"absolute paths are not allowed in configs ({value!r}); use a relative path")
-    return value
 
 
 class DataConfig(_Strict):
@@ -32,7 +29,9 @@ class DataConfig(_Strict):
 
     dataset: str = "synthetic"  # a facepulse.datasets.DATASETS name
     root: str = "data/synthetic"  # dataset folder; "shared:ubfc_rppg_dev" = $FACEPULSE_DATA/...
-    cache_dir: str = ".cache/facepulse"  # preprocessing cache (HDF5 per video)
+    # preprocessing cache (HDF5 per video): by default the one `facepulse preprocess` and
+    # `evaluate` use ($FACEPULSE_CACHE_DIR, else the user cache folder)
+    cache_dir: str = Field(default_factory=lambda: str(default_cache_dir()))
     train_split: str = "train"  # split names resolved by facepulse.eval.splits
     val_split: str = "val"
     test_split: str = "test"
@@ -45,16 +44,12 @@ class DataConfig(_Strict):
     labels: bool = True  # False for self-supervised training
     num_workers: int = Field(0, ge=0)
 
-    _rel = field_validator("root", "cache_dir", "split_file")(lambda cls, v: _relative(v))
-
 
 class ModelConfig(_Strict):
     name: str = "physnet"  # a facepulse.models.MODELS name
     params: dict[str, Any] = Field(default_factory=dict)
     normalize: Literal["standardize", "diff", "raw"] = "standardize"
     init_from: str | None = None  # checkpoint whose model weights start this one (fine-tuning)
-
-    _rel = field_validator("init_from")(lambda cls, v: _relative(v))
 
 
 class LossConfig(_Strict):
@@ -64,6 +59,9 @@ class LossConfig(_Strict):
 
 class AugmentConfig(_Strict):
     erase_p: float = Field(0.0, ge=0, le=1)  # AutoHR spatio-temporal erasing
+    # what fills an erased tube (facepulse.augment.erase_tubes): each pixel's temporal mean,
+    # the clip's per-channel mean, 0 (the old default: distorts the normalisation), or noise
+    erase_fill: Literal["mean", "channel_mean", "zero", "noise"] = "mean"
     hr_resample: bool = False  # AutoHR HR-balancing temporal resampling
     flip_p: float = Field(0.0, ge=0, le=1)
     color_jitter: float = Field(0.0, ge=0)
@@ -114,6 +112,11 @@ class SearchConfig(_Strict):
     alpha_lr: float = Field(3e-4, gt=0)
     alpha_weight_decay: float = Field(1e-3, ge=0)
     partial_channels: int = Field(1, ge=1)  # PC-DARTS: 1/k of the channels go through the ops
+    # PC-DARTS edge normalisation (learned edge weights); None = on when partial_channels > 1
+    edge_normalization: bool | None = None
+    # AutoHR pruning, "each node keeps the two strongest operations": "edges" = its two
+    # strongest incoming edges with one op each (DARTS); "ops" = its two strongest ops overall
+    prune: Literal["edges", "ops"] = "edges"
     warmup_epochs: int = Field(0, ge=0)  # epochs training weights only before alphas move
     clip_len: int | None = Field(None, ge=8)  # search on shorter clips than data.clip_len
     size: int | None = Field(None, ge=8)  # search on smaller frames than data.size
@@ -156,8 +159,6 @@ class ExperimentConfig(_Strict):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
-
-    _rel = field_validator("out_dir")(lambda cls, v: _relative(v))
 
     @property
     def run_dir(self) -> Path:
@@ -212,10 +213,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def save_config(config: ExperimentConfig, path: str | Path) -> Path:
     """Write the config as YAML (next to a checkpoint, say)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    return path
+    from facepulse.fileio import write_text
+
+    return write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
 def resolve_data_root(root: str) -> Path:

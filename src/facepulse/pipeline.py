@@ -17,6 +17,9 @@ from facepulse.errors import ConfigError, SignalTooShortError
 
 DEFAULT_BAND_BPM = (42.0, 210.0)
 
+#: The ``method`` name of the fused multi-region estimator (the default of :func:`predict`).
+FUSED_METHOD = "auto"
+
 
 @dataclass
 class PredictionResult:
@@ -39,8 +42,14 @@ class PredictionResult:
     snr_db : whole-video SNR (de Haan 2013) at ``hr_bpm``.
     windows : windowed HR series (:class:`facepulse.signal.hr.WindowedHR`).
     beat_times_s : (B,) detected beats (seconds).
-    hrv : HRV metrics (SDNN / RMSSD ms, pNN50 %, LF/HF), NaN where too short.
+    hrv : HRV metrics (SDNN / RMSSD ms, pNN50 %, LF/HF); NaN where too short or where
+        the beats failed the quality gate (``hrv_reason`` says why).
     frames_without_face : frames where no face was found (before gap interpolation).
+    quality : how far the HR can be trusted (:func:`facepulse.signal.quality.hr_quality`):
+        ``reliable``, ``warnings`` (one line each), ``median_confidence``...
+    hrv_reason : None when HRV is reported, else why it is not.
+    regions : the candidate regions measured (fused estimator), else ().
+    fusion : the :class:`facepulse.signal.fusion.FusionResult` behind the estimate, or None.
     """
 
     source: str
@@ -62,6 +71,10 @@ class PredictionResult:
     boxes: np.ndarray | None = None
     preview_frame: np.ndarray | None = None
     preview_mask: np.ndarray | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+    hrv_reason: str | None = None
+    regions: tuple[str, ...] = ()
+    fusion: Any = None
 
     @property
     def n_frames(self) -> int:
@@ -88,6 +101,10 @@ class PredictionResult:
             "windows": int(hr.size),
             "windows_valid": int(ok.sum()),
             "frames_without_face": int(self.frames_without_face),
+            "confidence": _round_or_none(self.quality.get("median_confidence")),
+            "reliable": bool(self.quality.get("reliable", True)),
+            "warnings": list(self.quality.get("warnings", [])),
+            "hrv_reason": self.hrv_reason,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +112,10 @@ class PredictionResult:
         from facepulse.report import result_to_dict
 
         return result_to_dict(self)
+
+
+def _round_or_none(x: Any, digits: int = 3) -> float | None:
+    return round(float(x), digits) if x is not None and np.isfinite(x) else None
 
 
 def _check_band(band_bpm: tuple[float, float]) -> tuple[float, float]:
@@ -107,7 +128,7 @@ def _check_band(band_bpm: tuple[float, float]) -> tuple[float, float]:
 def predict(
     src: str | Path | np.ndarray,
     fps: float | None = None,
-    method: str = "pos",
+    method: str = FUSED_METHOD,
     *,
     window_s: float = 10.0,
     step_s: float = 1.0,
@@ -126,7 +147,10 @@ def predict(
     src : a video file (any format FFmpeg reads), a folder of numbered frames (give
         ``fps``), or an array (T, H, W, 3) uint8 RGB (give ``fps``).
     fps : frame rate for folders and arrays; files use their own timestamps.
-    method : a registered method name (``facepulse.methods.METHODS``).
+    method : ``"auto"`` (default): every candidate region (:mod:`facepulse.roi.regions`)
+        times every classic method, fused by signal quality and tracked across windows
+        (:mod:`facepulse.signal.fusion`); or one registered method name
+        (``facepulse.methods.METHODS``) on the forehead-and-cheeks ROI.
     window_s, step_s : sliding window for the HR time series (seconds).
     band_bpm : HR search band (beats/min).
     detector : face detector (``facepulse.face.detectors.DETECTORS`` name or ``"auto"``).
@@ -153,7 +177,7 @@ def predict(
 
         # a bad model file fails before anything is decoded
         runner = load_model(model) if isinstance(model, (str, Path)) else model
-    else:
+    elif method != FUSED_METHOD:
         METHODS.get(method)  # fail on an unknown method before decoding anything
     if window_s <= 0 or step_s <= 0:
         raise ConfigError(f"window_s and step_s must be > 0 (got {window_s}, {step_s})")
@@ -176,7 +200,7 @@ def predict(
         detector_kw["max_faces"] = face_index + 1  # MediaPipe reports one face unless asked
     tracker = FaceTracker(make_detector(detector, **detector_kw), **tracker_kw)
     if runner is not None:
-        from facepulse.models.inference import face_crop_hook
+        from facepulse.roi.crops import face_crop_hook
 
         on_frame, crops = face_crop_hook(runner.info.size, info.fps)
         trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress, on_frame=on_frame)
@@ -189,6 +213,25 @@ def predict(
             step_s=step_s,
             band_bpm=band_bpm,
             source=str(info.path) if info.path else "<array>",
+        )
+    if method == FUSED_METHOD:
+        from facepulse.roi.regions import DEFAULT_REGIONS
+
+        trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS)
+        return predict_from_regions(
+            trace.timestamps_s,
+            trace.region_rgb,
+            trace.fps,
+            region_names=trace.region_names,
+            window_s=window_s,
+            step_s=step_s,
+            band_bpm=band_bpm,
+            source=str(info.path) if info.path else "<array>",
+            frames_without_face=trace.frames_without_face,
+            rgb=trace.rgb,
+            boxes=trace.boxes,
+            preview_frame=trace.preview_frame,
+            preview_mask=trace.preview_mask,
         )
     trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
     return predict_from_trace(
@@ -227,7 +270,8 @@ def predict_from_face_frames(
     (:func:`facepulse.models.inference.video_pulse`), frames in long no-face gaps become
     NaN, and :func:`result_from_pulse` does the rest, as for the classic methods.
     """
-    from facepulse.models.inference import resample_frames, video_pulse
+    from facepulse.io.timegrid import resample_frames
+    from facepulse.models.inference import video_pulse
 
     band_bpm = _check_band(band_bpm)
     fps = float(runner.info.fps)
@@ -306,11 +350,18 @@ def predict_from_trace(
             f"less than one {window_s:g} s analysis window"
         )
 
+    warnings_: list[str] = []
+    if method != "green" and _is_grayscale(rgb_uniform):
+        # R = G = B: chrominance methods see nothing but their own rounding; the pulse
+        # is in the luminance alone
+        warnings_.append(f"grayscale video: used the luminance method (green) instead of {method}")
+        method = "green"
     bvp_raw = apply_method(method, rgb_uniform, fps)
     return result_from_pulse(
         t_uniform,
         bvp_raw,
         fps,
+        extra_warnings=warnings_,
         method=method,
         frame_timestamps_s=timestamps_s,
         rgb=rgb,
@@ -341,6 +392,7 @@ def result_from_pulse(
     boxes: np.ndarray | None = None,
     preview_frame: np.ndarray | None = None,
     preview_mask: np.ndarray | None = None,
+    extra_warnings: list[str] | None = None,
 ) -> PredictionResult:
     """Pulse -> numbers, shared by the classic methods and the deep models.
 
@@ -351,7 +403,8 @@ def result_from_pulse(
     """
     from facepulse.signal.filters import bandpass
     from facepulse.signal.hr import estimate_hr_bpm, power_spectrum, snr_db, windowed_hr
-    from facepulse.signal.hrv import detect_beats, hrv_metrics
+    from facepulse.signal.hrv import detect_beats
+    from facepulse.signal.quality import hr_quality
 
     band_bpm = _check_band(band_bpm)
     t_uniform = np.asarray(t_uniform, dtype=float)
@@ -376,10 +429,11 @@ def result_from_pulse(
     )
 
     beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
-    try:
-        hrv = hrv_metrics(beat_times_s)
-    except SignalTooShortError:  # too few clean beats for HRV; HR is still reported
-        hrv = _nan_hrv()
+    hrv, hrv_reason = _gated_hrv(beat_times_s, windows, snr_db=float(whole_snr_db))
+    quality = hr_quality(
+        None, windows.snr_db, windows.valid_fraction, longest_gap_s=_longest_gap_s(t_uniform, valid_uniform, fps)
+    )
+    _add_warnings(quality, extra_warnings)
 
     valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
     bvp_frames = np.interp(timestamps_s, t_uniform, filled)
@@ -406,7 +460,182 @@ def result_from_pulse(
         boxes=boxes,
         preview_frame=preview_frame,
         preview_mask=preview_mask,
+        quality=quality,
+        hrv_reason=hrv_reason,
     )
+
+
+def predict_from_regions(
+    timestamps_s: np.ndarray,
+    region_rgb: np.ndarray,
+    fps: float,
+    *,
+    region_names: tuple[str, ...] | list[str] | None = None,
+    methods: tuple[str, ...] | list[str] | None = None,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
+    source: str = "<regions>",
+    frames_without_face: int = 0,
+    rgb: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
+    preview_frame: np.ndarray | None = None,
+    preview_mask: np.ndarray | None = None,
+) -> PredictionResult:
+    """The back half of the fused estimator: per-region RGB traces -> tracked HR.
+
+    ``region_rgb`` (N, R, 3) holds one mean-RGB trace per candidate region at the frame
+    times ``timestamps_s`` (N,), NaN in long no-face gaps (:attr:`Trace.region_rgb`). Each
+    region x method pulse (:func:`facepulse.signal.fusion.candidate_pulses`) is scored
+    per window and fused by its quality, the HR is tracked across windows, and the
+    whole-video HR is the confidence-weighted median of the tracked HR (HR drifts: one
+    long periodogram would pick whichever rate lasted longest, or the drift's noise).
+    """
+    from facepulse.roi.trace import resample_uniform
+    from facepulse.signal.fusion import DEFAULT_FUSION_METHODS, candidate_pulses, fuse_pulses
+    from facepulse.signal.hr import WindowedHR
+    from facepulse.signal.hrv import detect_beats
+    from facepulse.signal.quality import hr_quality
+
+    band_bpm = _check_band(band_bpm)
+    timestamps_s = np.asarray(timestamps_s, dtype=float)
+    region_rgb = np.asarray(region_rgb, dtype=float)
+    if region_rgb.ndim != 3 or region_rgb.shape[0] != timestamps_s.shape[0] or region_rgb.shape[2] != 3:
+        raise ConfigError(f"region_rgb must be (N, R, 3) with one row per timestamp, got {region_rgb.shape}")
+    if window_s <= 0 or step_s <= 0:
+        raise ConfigError(f"window_s and step_s must be > 0 (got {window_s}, {step_s})")
+    n_frames, n_regions, _ = region_rgb.shape
+    t_uniform, flat = resample_uniform(timestamps_s, region_rgb.reshape(n_frames, -1), fps)
+    rgb_uniform = flat.reshape(t_uniform.size, n_regions, 3)
+    valid_uniform = np.isfinite(rgb_uniform).all(axis=2).any(axis=1)
+    span_s = t_uniform[-1] - t_uniform[0] + 1.0 / fps
+    if span_s < window_s:
+        raise SignalTooShortError(
+            f"{source}: video is {span_s:.1f} s long, shorter than one {window_s:g} s analysis window "
+            "(use a shorter --window)"
+        )
+    if valid_uniform.sum() < window_s * fps:
+        raise SignalTooShortError(
+            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
+            f"less than one {window_s:g} s analysis window"
+        )
+    warnings_: list[str] = []
+    methods = tuple(methods) if methods is not None else DEFAULT_FUSION_METHODS
+    if _is_grayscale(rgb_uniform[valid_uniform].reshape(-1, 3)):
+        warnings_.append("grayscale video: only the luminance method (green) can see a pulse")
+        methods = ("green",)
+    pulses, candidates = candidate_pulses(
+        rgb_uniform, fps, region_names=region_names, methods=methods, band_bpm=band_bpm
+    )
+    fusion = fuse_pulses(
+        pulses,
+        fps,
+        candidates=candidates,
+        valid=valid_uniform,
+        timestamps_s=t_uniform,
+        window_s=window_s,
+        step_s=step_s,
+        band_bpm=band_bpm,
+    )
+    windows = WindowedHR(
+        t_center_s=fusion.t_center_s,
+        t_start_s=fusion.t_start_s,
+        t_end_s=fusion.t_end_s,
+        hr_bpm=fusion.hr_bpm,
+        snr_db=fusion.snr_db,
+        valid_fraction=fusion.valid_fraction,
+        confidence=fusion.confidence,
+    )
+    ok = np.isfinite(fusion.hr_bpm)
+    if not ok.any():
+        raise SignalTooShortError(f"{source}: no {window_s:g} s window had a face for long enough")
+    # the whole-video HR summarises the track: windows weigh by how much evidence they hold
+    hr_bpm = _weighted_median(fusion.hr_bpm[ok], np.nan_to_num(fusion.confidence[ok]) + 1e-3)
+    whole_snr_db = float(np.median(fusion.snr_db[ok]))
+    bvp_uniform = fusion.pulse
+    beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
+    hrv, hrv_reason = _gated_hrv(beat_times_s, windows, confidence=fusion.confidence)
+    quality = hr_quality(
+        fusion.confidence,
+        fusion.snr_db,
+        fusion.valid_fraction,
+        longest_gap_s=_longest_gap_s(t_uniform, valid_uniform, fps),
+        agreement=fusion.agreement,
+    )
+    _add_warnings(quality, warnings_)
+    valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
+    bvp_frames = np.interp(timestamps_s, t_uniform, np.nan_to_num(bvp_uniform))
+    bvp_frames[~valid_frames] = np.nan
+    if rgb is None:
+        rgb = np.full((timestamps_s.size, 3), np.nan)
+    return PredictionResult(
+        source=source,
+        method=FUSED_METHOD,
+        fps=float(fps),
+        timestamps_s=timestamps_s,
+        bvp=bvp_frames,
+        valid=valid_frames,
+        rgb=np.asarray(rgb, dtype=float),
+        hr_bpm=hr_bpm,
+        snr_db=whole_snr_db,
+        windows=windows,
+        beat_times_s=beat_times_s,
+        hrv=hrv,
+        frames_without_face=int(frames_without_face),
+        band_bpm=band_bpm,
+        spectrum_freq_hz=fusion.grid_bpm / 60.0,
+        spectrum_power=np.nanmean(fusion.spectrum[ok], axis=0),
+        boxes=boxes,
+        preview_frame=preview_frame,
+        preview_mask=preview_mask,
+        quality=quality,
+        hrv_reason=hrv_reason,
+        regions=tuple(region_names) if region_names is not None else (),
+        fusion=fusion,
+    )
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the cumulative weight reaches half the total."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def _is_grayscale(rgb: np.ndarray) -> bool:
+    """True when the three channels carry the same values (a grayscale video)."""
+    finite = rgb[np.isfinite(rgb).all(axis=1)]
+    if finite.size == 0:
+        return False
+    spread = np.abs(finite - finite.mean(axis=1, keepdims=True)).max()
+    return bool(spread < 0.5)  # below one 8-bit level everywhere
+
+
+def _gated_hrv(beat_times_s, windows, *, confidence=None, snr_db=None) -> tuple[dict[str, float], str | None]:
+    """HRV only from beats that pass :func:`facepulse.signal.quality.hrv_gate`."""
+    from facepulse.signal.hrv import hrv_metrics
+    from facepulse.signal.quality import hrv_gate
+
+    reason = hrv_gate(
+        beat_times_s, windows.t_center_s, windows.hr_bpm, confidence=confidence, snr_db=snr_db
+    )
+    if reason is not None:
+        return _nan_hrv(), reason
+    try:
+        return hrv_metrics(beat_times_s), None
+    except SignalTooShortError as err:  # too few clean beats for HRV; HR is still reported
+        return _nan_hrv(), str(err)
+
+
+def _longest_gap_s(t_uniform: np.ndarray, valid: np.ndarray, fps: float) -> float:
+    runs = _segments(~np.asarray(valid, dtype=bool))
+    return max(((stop - start) / fps for start, stop in runs), default=0.0)
+
+
+def _add_warnings(quality: dict[str, Any], extra: list[str] | None) -> None:
+    if extra:
+        quality["warnings"] = list(extra) + list(quality.get("warnings", []))
+        quality["reliable"] = False
 
 
 def _segments(valid: np.ndarray) -> list[tuple[int, int]]:
@@ -418,8 +647,9 @@ def _segments(valid: np.ndarray) -> list[tuple[int, int]]:
 def _bandpass_segments(x: np.ndarray, fps: float, band_bpm, bandpass) -> np.ndarray:
     out = np.full_like(x, np.nan)
     for start, stop in _segments(np.isfinite(x)):
-        # filtfilt needs a few periods of the lowest frequency; shorter runs stay NaN
-        if stop - start >= 3 * fps * 60.0 / band_bpm[0]:
+        # two periods of the lowest rate: what one HR window needs at least (and more than
+        # filtfilt's edge padding); shorter runs stay NaN
+        if stop - start >= 2 * fps * 60.0 / band_bpm[0]:
             out[start:stop] = bandpass(
                 x[start:stop], fps, low_hz=band_bpm[0] / 60.0, high_hz=band_bpm[1] / 60.0
             )

@@ -9,15 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facepulse.errors import InputError
+from facepulse.fileio import atomic_path
 
 if TYPE_CHECKING:
     from facepulse.pipeline import PredictionResult
@@ -51,6 +48,25 @@ def windows_table(result: PredictionResult) -> dict[str, np.ndarray]:
         "hr_bpm": np.asarray(w.hr_bpm),
         "snr_db": np.asarray(w.snr_db),
         "valid_fraction": np.asarray(w.valid_fraction),
+        "confidence": np.asarray(w.confidence if getattr(w, "confidence", None) is not None
+                                 else np.full(len(w.hr_bpm), np.nan)),
+    }
+
+
+def fusion_summary(result: PredictionResult, top: int = 10) -> dict[str, Any] | None:
+    """The fused estimator's regions and its most trusted (region, method) candidates."""
+    fusion = getattr(result, "fusion", None)
+    if fusion is None:
+        return None
+    mean_weight = np.nanmean(fusion.weights, axis=1)
+    order = np.argsort(-mean_weight)[:top]
+    return {
+        "regions": list(result.regions),
+        "n_candidates": len(fusion.candidates),
+        "top_candidates": [
+            {"candidate": fusion.candidates[i], "mean_weight": float(mean_weight[i])} for i in order
+        ],
+        "agreement": np.asarray(fusion.agreement),
     }
 
 
@@ -72,34 +88,26 @@ def result_to_dict(result: PredictionResult) -> dict[str, Any]:
             "windows": windows_table(result),
             "beat_times_s": result.beat_times_s,
             "hrv": result.hrv,
+            "hrv_reason": getattr(result, "hrv_reason", None),
+            "quality": getattr(result, "quality", {}),
+            "fusion": fusion_summary(result),
             "frames_without_face": result.frames_without_face,
         }
     )
 
 
 def _version() -> str:
-    from facepulse import __version__
+    from facepulse.version import __version__
 
     return __version__
 
 
-@contextmanager
 def _atomic_path(path: str | Path, suffix: str):
-    """Yield a temp path beside ``path``; rename onto it only if the block succeeds."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise InputError(f"{path.parent}: cannot create output folder ({err.strerror})") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent or ".")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Yield a temp path beside ``path``; rename onto it only if the block succeeds.
+
+    See :func:`facepulse.fileio.atomic_path` (umask-respecting, stale temporaries cleaned).
+    """
+    return atomic_path(path, suffix)
 
 
 def write_json(result: PredictionResult, path: str | Path) -> Path:
@@ -179,7 +187,9 @@ def write_plot(result: PredictionResult, path: str | Path) -> Path:
     ax.set_xlim(t[0], t[-1])
 
     fig.suptitle(f"{Path(result.source).name}: {result.hr_bpm:.1f} bpm", fontsize=13)
-    with _atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with _atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return Path(path)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from facepulse.errors import ConfigError, InputError
 from facepulse.registry import Registry
@@ -122,16 +123,48 @@ def sample_tubes(
     return Tubes(t0=t0, t1=t0 + span, y0=y0, y1=y0 + h, x0=x0, x1=x0 + w)
 
 
-def erase_tubes(clip: torch.Tensor, tubes: Tubes, fill: str = "zero") -> torch.Tensor:
-    """Fill each sample's tube with zeros (``"zero"``) or its per-channel clip mean (``"mean"``).
+#: Fill values of :func:`erase_tubes` (``augment.erase_fill``).
+ERASE_FILLS = ("mean", "channel_mean", "zero", "noise")
 
-    Yu et al., AutoHR, IEEE SPL 2020. ``clip`` (3, T, H, W) or (B, 3, T, H, W); same shape out.
+
+def erase_tubes(clip: torch.Tensor, tubes: Tubes, fill: str = "mean", generator: GeneratorLike = None) -> torch.Tensor:
+    """Fill each sample's tube (Yu et al., AutoHR, IEEE SPL 2020, spatio-temporal erasing).
+
+    ``fill`` (:data:`ERASE_FILLS`):
+
+    * ``"mean"`` (default): each erased voxel gets its pixel's temporal mean over the clip
+      (per channel). The tube then holds values of the clip's own range at every pixel, so
+      the per-clip normalisation (``standardize``: mean and std over the clip) is nearly
+      unchanged and the untouched pixels keep their normalised values and pulse
+      amplitude; under ``diff`` normalisation the tube's edges in time give differences
+      of the size of the pixel's own temporal variation, not spikes.
+    * ``"channel_mean"``: the sample's per-channel mean over the whole clip (also keeps
+      the normalisation, but adds spatial edges at the tube's border).
+    * ``"noise"``: the pixel's temporal mean plus Gaussian noise with the pixel's temporal
+      standard deviation (drawn from ``generator``), clamped at 0.
+    * ``"zero"``: 0, the literal reading of the paper (the old default). On raw 0..255
+      pixels a tube of zeros far below the clip's values inflates the clip's standard
+      deviation, which shrinks the normalised pulse of the untouched pixels many times,
+      and makes spikes at the tube's edges under ``diff``.
+
+    ``clip`` (3, T, H, W) or (B, 3, T, H, W), raw pixel scale; same shape out.
     """
     x, single = _batched(clip, "erase")
-    if fill not in ("zero", "mean"):
-        raise ConfigError(f"erase fill {fill!r} unknown; available: zero, mean")
+    if fill not in ERASE_FILLS:
+        raise ConfigError(f"erase fill {fill!r} unknown; available: {', '.join(ERASE_FILLS)}")
     mask = tubes.mask(*x.shape[2:]).to(x.device)
-    value = x.mean(dim=(2, 3, 4), keepdim=True) if fill == "mean" else torch.zeros((), dtype=x.dtype)
+    if fill == "zero":
+        value = torch.zeros((), dtype=x.dtype, device=x.device)
+    elif fill == "channel_mean":
+        value = x.mean(dim=(2, 3, 4), keepdim=True)
+    else:
+        value = x.mean(dim=2, keepdim=True)  # (B, 3, 1, H, W): each pixel's temporal mean
+        if fill == "noise":
+            std = x.std(dim=2, keepdim=True, correction=0)
+            gen = as_generator(generator)
+            dev = gen.device if gen is not None else x.device
+            noise = torch.randn(x.shape, generator=gen, device=dev, dtype=torch.float64).to(x)
+            value = (value + std * noise).clamp(min=0)
     out = torch.where(mask, value.to(x.dtype), x)
     return out[0] if single else out
 
@@ -231,12 +264,13 @@ class Augment:
 class RandomErase(Augment):
     """With probability ``p``, erase one random tube (AutoHR spatio-temporal erasing).
 
-    See :func:`sample_tubes` / :func:`erase_tubes`. Labels unchanged.
+    See :func:`sample_tubes` / :func:`erase_tubes` (``fill``: ``"mean"``, ``"channel_mean"``,
+    ``"zero"``, ``"noise"``). Labels unchanged.
     """
 
-    def __init__(self, p: float = 0.5, max_area_frac: float = 0.2, max_time_frac: float = 0.2, fill: str = "zero"):
-        if fill not in ("zero", "mean"):
-            raise ConfigError(f"erase fill {fill!r} unknown; available: zero, mean")
+    def __init__(self, p: float = 0.5, max_area_frac: float = 0.2, max_time_frac: float = 0.2, fill: str = "mean"):
+        if fill not in ERASE_FILLS:
+            raise ConfigError(f"erase fill {fill!r} unknown; available: {', '.join(ERASE_FILLS)}")
         self.p, self.max_area_frac, self.max_time_frac, self.fill = p, max_area_frac, max_time_frac, fill
         self.last_tubes: Tubes | None = None  # what the last call erased (for inspection)
 
@@ -247,7 +281,9 @@ class RandomErase(Augment):
         if not apply:
             tubes = replace(tubes, t1=tubes.t0)  # empty tube: nothing erased
         self.last_tubes = tubes
-        return replace(sample, clip=erase_tubes(sample.clip[None], tubes, self.fill)[0])
+        if not apply:
+            return sample
+        return replace(sample, clip=erase_tubes(sample.clip[None], tubes, self.fill, gen)[0])
 
 
 @AUGMENTS.register("hflip")
@@ -287,6 +323,10 @@ class ColorJitter(Augment):
 class HRBalance(Augment):
     """AutoHR HR-balancing: halve high HRs, double low HRs by temporal resampling.
 
+    As an augmentation it *replaces* every clip outside ``low_bpm..high_bpm`` by its
+    resampled version; training with ``augment.hr_resample`` instead keeps the
+    real-speed clips and adds the resampled ones (:class:`HRBalancedClips`).
+
     Yu et al., AutoHR, IEEE SPL 2020. ``hr_bpm > high_bpm``: speed 0.5 (interpolate to
     twice the frames, keep the first T; HR / 2). ``hr_bpm < low_bpm``: speed 2 (every
     second frame; HR x 2). Otherwise speed 1. ``hr_bpm`` is scaled and ``ppg`` resampled
@@ -320,6 +360,82 @@ class HRBalance(Augment):
         speed = self.speed_for(sample.hr_bpm)
         clip, ppg = temporal_resample(sample.clip, speed, n_out, sample.ppg)
         return replace(sample, clip=clip, ppg=ppg, hr_bpm=sample.hr_bpm * speed)
+
+
+class HRBalancedClips(Dataset):
+    """AutoHR HR balancing that *adds* resampled copies (Yu et al., IEEE SPL 2020).
+
+    Wraps a dataset of labelled items (dicts with ``clip`` (3, 2T, H, W) of ``2 T``
+    source frames, ``ppg`` (2T,), ``hr_bpm``, ``fps``; e.g. the training clips of
+    :class:`facepulse.train.data.ClipDataModule` with ``augment.hr_resample``). Items
+    ``0 .. n - 1`` are every clip at real speed (its first T frames, labels unchanged);
+    items ``n .. n + m - 1`` are one resampled copy of each of the ``m`` clips whose HR is
+    above ``balance.high_bpm`` (played at half speed, HR / 2) or below ``balance.low_bpm``
+    (double speed, HR x 2). Real-speed clips are therefore always seen, and the HRs
+    outside 70-90 bpm gain a copy in the sparse middle of the distribution.
+
+    The HR of each clip is read once when the wrapper is built: ``hr_bpm`` if given, else
+    ``base.hr_labels()`` or the array ``base.hr_bpm`` when the dataset has one, else the
+    ``hr_bpm`` of every item (reads each clip once).
+    """
+
+    def __init__(self, base: Dataset, balance: HRBalance | None = None, hr_bpm: Sequence[float] | None = None):
+        self.base = base
+        self.balance = HRBalance() if balance is None else balance
+        n = len(base)  # type: ignore[arg-type]
+        hrs = [float(v) for v in (clip_hr_labels(base) if hr_bpm is None else hr_bpm)]
+        if len(hrs) != n:
+            raise InputError(f"hr_balance: {len(hrs)} HR labels for {n} clips")
+        self.hr_bpm = hrs
+        #: source index of every added copy, in order
+        self.copies = [i for i, hr in enumerate(hrs) if self.balance.speed_for(hr) != 1.0]
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.copies)  # type: ignore[arg-type]
+
+    def source_index(self, index: int) -> tuple[int, float]:
+        """``(index in base, playback speed)`` of item ``index``."""
+        n = len(self.base)  # type: ignore[arg-type]
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip {index} out of range ({len(self)} clips)")
+        if index < n:
+            return index, 1.0
+        src = self.copies[index - n]
+        return src, self.balance.speed_for(self.hr_bpm[src])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        src, speed = self.source_index(int(index))
+        item = dict(self.base[src])
+        if item.get("hr_bpm") is None:
+            raise InputError("hr_balance: the clip has no hr_bpm label")
+        clip = item["clip"]
+        n_out = self.balance.out_frames if self.balance.out_frames is not None else clip.shape[1] // 2
+        ppg = item.get("ppg")
+        item["clip"], new_ppg = temporal_resample(clip, speed, n_out, ppg)
+        item["clip"] = item["clip"].contiguous()
+        if new_ppg is not None:
+            item["ppg"] = new_ppg.to(torch.float32)
+        item["hr_bpm"] = float(item["hr_bpm"]) * speed
+        item["hr_speed"] = speed
+        return item
+
+
+def clip_hr_labels(dataset: Dataset) -> list[float]:
+    """The ``hr_bpm`` of every item of a labelled dataset (see :class:`HRBalancedClips`)."""
+    labels = getattr(dataset, "hr_labels", None)
+    if callable(labels):
+        return [float(v) for v in labels()]
+    n = len(dataset)  # type: ignore[arg-type]
+    array = getattr(dataset, "hr_bpm", None)
+    if array is not None and not callable(array) and len(array) == n:
+        return [float(v) for v in array]
+    out = []
+    for i in range(n):
+        hr = dataset[i].get("hr_bpm")
+        if hr is None:
+            raise InputError(f"hr_balance: clip {i} has no hr_bpm label (needs labelled clips)")
+        out.append(float(hr))
+    return out
 
 
 class Compose(Augment):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -23,6 +24,8 @@ COMMAND_MODULES = [
     "facepulse.cli.search_cmd",
     "facepulse.cli.preprocess_cmd",
     "facepulse.cli.evaluate_cmd",
+    "facepulse.cli.live_cmd",
+    "facepulse.cli.serve_cmd",
 ]
 
 app = typer.Typer(
@@ -37,10 +40,36 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    """A warning as one line on stderr (no category, no source line): the CLI's style."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    print(f"facepulse: warning: {text}", file=sys.stderr if file is None else file)
+
+
+def _usage_error_line(ex: typer.TyperException) -> str:
+    """A click usage error (bad option, missing argument...) as one line."""
+    message = ex.format_message() if hasattr(ex, "format_message") else str(ex)
+    message = " ".join(str(message).split())
+    ctx = getattr(ex, "ctx", None)
+    command = ctx.command_path if ctx is not None else "facepulse"
+    return f"{message} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: user errors become one line on stderr and an exit code."""
+    """Console-script entry point: user errors become one line on stderr and an exit code.
+
+    Warnings (e.g. a video whose end could not be decoded) are printed as one line each,
+    ``facepulse: warning: ...``; usage errors and :class:`FacepulseError` as
+    ``facepulse: error: ...``.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False, prog_name="facepulse")
     except FacepulseError as err:
         print(f"facepulse: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -55,11 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         print("facepulse: aborted", file=sys.stderr)
         return 130
     except typer.TyperException as ex:  # usage errors (bad option, missing argument...)
-        show = getattr(ex, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"facepulse: error: {ex.format_message()}", file=sys.stderr)
+        if type(ex).__name__ == "NoArgsIsHelpError":  # bare `facepulse`: the help was shown
+            return int(getattr(ex, "exit_code", 2) or 2)
+        print(f"facepulse: error: {_usage_error_line(ex)}", file=sys.stderr)
         return int(getattr(ex, "exit_code", 2) or 2)
     # Without standalone mode, typer returns the code of an Exit (Ctrl-C becomes Exit(130)).
     if isinstance(rc, int) and not isinstance(rc, bool):

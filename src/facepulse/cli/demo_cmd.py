@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
         from facepulse.report import write_csv, write_json, write_plot
         from facepulse.synth import SynthParams, write_video
         from facepulse.synth.writer import META_FILE, VIDEO_FILE
+        from facepulse.fileio import check_output_dir
 
+        check_output_dir(out, "--out")
         params = SynthParams(duration_s=duration_s).with_overrides(
             {
                 "physiology.hr_bpm": hr_bpm,

@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
             Optional[Path], typer.Option("--out", help="Write results.json, CSVs, summary.md and plots here.")
         ] = None,
         cache_dir: Annotated[
-            Optional[Path], typer.Option("--cache-dir", help="Preprocessing cache to reuse/fill (default: temporary).")
+            Optional[Path],
+            typer.Option("--cache-dir", help="Preprocessing cache to reuse/fill (default: that of `preprocess`, "
+                         "$FACEPULSE_CACHE_DIR, else ~/.cache/facepulse)."),
         ] = None,
         split_file: Annotated[
             Optional[Path], typer.Option("--split-file", help="YAML/JSON with train/val/test subject lists.")
@@ -30,7 +32,13 @@ def register(app: typer.Typer) -> None:
         reference: Annotated[str, typer.Option("--reference", help="Reference HR from: ppg, or hr (dataset HR).")] = "ppg",
         band_min: Annotated[float, typer.Option(help="Lowest HR searched (bpm).")] = 42.0,
         band_max: Annotated[float, typer.Option(help="Highest HR searched (bpm).")] = 210.0,
-        workers: Annotated[int, typer.Option("--workers", help="Preprocessing worker processes.")] = 1,
+        workers: Annotated[
+            Optional[int], typer.Option("--workers", help="Videos preprocessed in parallel (local: processes, default 1).")
+        ] = None,
+        executor: Annotated[str, typer.Option("--executor", help="Where preprocessing runs: local or ray.")] = "local",
+        address: Annotated[
+            Optional[str], typer.Option("--address", help="Ray cluster address (head:6379); default a local Ray instance.")
+        ] = None,
         size: Annotated[int, typer.Option("--size", help="Face-crop size of the cache (see preprocess).")] = 72,
         detector: Annotated[str, typer.Option("--detector", help="Face detector: auto, mediapipe, haar.")] = "auto",
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -44,15 +52,23 @@ def register(app: typer.Typer) -> None:
         from facepulse.datasets.cache import PreprocessConfig
         from facepulse.errors import ConfigError
         from facepulse.eval.evaluate import evaluate_dataset, make_estimator, write_report
+        from facepulse.executors import make_executor
+        from facepulse.paths import default_cache_dir
 
         if reference not in ("ppg", "hr"):
             raise ConfigError(f"--reference={reference!r}: must be ppg or hr")
-        if model is not None:
-            import facepulse.models.inference  # noqa: F401  (registers the "model" estimator)
+        from facepulse.fileio import check_output_dir
 
+        for option, folder in (("--out", out), ("--cache-dir", cache_dir)):
+            if folder is not None:  # before the evaluation runs, not after
+                check_output_dir(folder, option)
+        if model is not None:
             estimator = make_estimator("model", str(model))
         else:
             estimator = make_estimator("method", method)
+        runner = make_executor(executor, workers=workers, address=address)
+        if cache_dir is None:  # the cache `facepulse preprocess` fills: face tracking runs once
+            cache_dir = default_cache_dir()
         reader = get_reader(dataset, data)
         records = reader.records()
         if split_file is not None:
@@ -64,12 +80,12 @@ def register(app: typer.Typer) -> None:
         config = None
         if model is not None:  # face crops of the model's own size
             config = PreprocessConfig.create(size=estimator.info.size, detector=detector, clips=True)
-        elif cache_dir is not None or size != 72 or detector != "auto":
-            config = PreprocessConfig.create(size=size, detector=detector, clips=cache_dir is not None or estimator.needs_clips)
+        else:  # preprocess's defaults: the same cache folder
+            config = PreprocessConfig.create(size=size, detector=detector, clips=True)
         report = evaluate_dataset(
             reader, estimator, records=records, cache_dir=cache_dir, config=config,
             window_s=window, step_s=step, band_bpm=(band_min, band_max), reference=reference,  # type: ignore[arg-type]
-            workers=workers, progress=not quiet and sys.stderr.isatty(),
+            executor=runner, progress=not quiet and sys.stderr.isatty(),
         )
         typer.echo(report.markdown(), nl=False)
         if out is not None:

@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
         opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
     ) -> None:
         """Export a trained model to ONNX (runs with `facepulse predict --model FILE.onnx`)."""
+        from facepulse.fileio import check_output_file
         from facepulse.models.inference import compare_onnx, export_onnx
 
+        check_output_file(onnx, "--onnx")
         path = export_onnx(checkpoint, onnx, opset=opset)
         diff = compare_onnx(checkpoint, path)
         info = path.stat().st_size / 1e6

@@ -22,17 +22,26 @@ def print_summary(summary: dict, *, file=None) -> None:
         f"at {summary['fps']:.2f} fps, method {summary['method']}\n"
         f"  heart rate  {summary['hr_bpm']:.1f} bpm (windowed range {hr_range})\n"
         f"  quality     SNR {summary['snr_db']:.1f} dB, "
-        f"{summary['windows_valid']}/{summary['windows']} windows valid\n"
+        + (f"confidence {summary['confidence']:.2f}, " if summary.get("confidence") is not None else "")
+        + f"{summary['windows_valid']}/{summary['windows']} windows valid\n"
         f"  no face     {summary['frames_without_face']} frames",
         file=out,
     )
+    for line in summary.get("warnings", []):
+        print(f"  warning     {line}", file=out)
+    if summary.get("hrv_reason"):
+        print(f"  HRV         not reported: {summary['hrv_reason']}", file=out)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
         video: Annotated[Path, typer.Argument(help="Video file, or a folder of numbered frames.")],
-        method: Annotated[str, typer.Option(help="rPPG method (see `facepulse methods`).")] = "pos",
+        method: Annotated[
+            str,
+            typer.Option(help="rPPG method: auto (all regions x methods, fused by quality, HR tracked) "
+                         "or one of `facepulse methods`."),
+        ] = "auto",
         window: Annotated[float, typer.Option(help="HR window length (s).")] = 10.0,
         step: Annotated[float, typer.Option(help="HR window step (s).")] = 1.0,
         fps: Annotated[
@@ -56,21 +65,36 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Pulse waveform and heart rate of the face in VIDEO."""
+        from facepulse.errors import NoFaceError
+        from facepulse.fileio import check_output_file
         from facepulse.pipeline import predict
         from facepulse.report import write_csv, write_json, write_plot
 
-        result = predict(
-            video,
-            fps=fps,
-            method=method,
-            window_s=window,
-            step_s=step,
-            band_bpm=(band_min, band_max),
-            detector=detector,
-            face_index=face_index,
-            progress=not quiet and sys.stderr.isatty(),
-            model=model,
-        )
+        # refuse an output path that cannot be written before the video is decoded
+        for option, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
+            if path is not None:
+                check_output_file(path, option)
+        if face_index is not None and face_index < 0:
+            from facepulse.errors import ConfigError
+
+            raise ConfigError(f"--face-index={face_index}: must be 0 (largest face) or more")
+        try:
+            result = predict(
+                video,
+                fps=fps,
+                method=method,
+                window_s=window,
+                step_s=step,
+                band_bpm=(band_min, band_max),
+                detector=detector,
+                face_index=face_index,
+                progress=not quiet and sys.stderr.isatty(),
+                model=model,
+            )
+        except NoFaceError:
+            if face_index:  # "no face" may mean "not that many faces"
+                _check_face_index(video, face_index, detector, fps)
+            raise
         print_summary(result.summary())
         for path, writer in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
             if path is not None:
@@ -82,5 +106,23 @@ def register(app: typer.Typer) -> None:
         """List the available rPPG methods."""
         from facepulse.methods import METHODS
 
+        typer.echo(f"{'auto':8s} Every skin region x every method below, fused by signal quality, HR tracked (default)")
         for name in METHODS.names():
             typer.echo(f"{name:8s} {METHODS.describe(name)}")
+
+
+def _check_face_index(video: Path, face_index: int, detector: str, fps: float | None) -> None:
+    """After "no face": NoFaceError saying how many faces the video shows, when the
+    requested ``--face-index`` is out of range (faces counted on a few sampled frames)."""
+    from facepulse.errors import NoFaceError
+    from facepulse.face.tracker import count_faces
+
+    most = count_faces(video, detector, fps=fps)
+    if most == 0:
+        return  # really no face: the original message stands
+    if face_index >= most:
+        shown = "1 face" if most == 1 else f"up to {most} faces"
+        raise NoFaceError(
+            f"{video}: --face-index {face_index} is out of range: the video shows {shown} "
+            f"(valid indices 0..{most - 1})"
+        )

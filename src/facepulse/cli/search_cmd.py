@@ -26,7 +26,10 @@ def register(app: typer.Typer) -> None:
         from facepulse.errors import ConfigError
         from facepulse.nas.search import run_search
 
+        from facepulse.fileio import check_output_dir
+
         cfg = load_config(config, overrides or [])
+        check_output_dir(cfg.run_dir, "out_dir")
         if cfg.kind != "search":
             raise ConfigError(f"{config}: kind is {cfg.kind!r}; facepulse search needs kind: search")
         result = run_search(cfg, progress=False if quiet else None, resume=resume)

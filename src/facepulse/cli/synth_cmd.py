@@ -68,11 +68,18 @@ def register(app: typer.Typer) -> None:
             [], "--set", help="Force any parameter, e.g. --set physiology.hr_bpm=80 (repeatable)."
         ),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+        workers: int = typer.Option(None, "--workers", help="Videos in parallel (local: processes, default 1)."),
+        executor: str = typer.Option("local", "--executor", help="Where videos are rendered: local or ray."),
+        address: str = typer.Option(None, "--address", help="Ray cluster address; default a local Ray instance."),
     ) -> None:
         """Generate synthetic face videos with a known pulse (videos + per-frame truth + metadata)."""
+        from facepulse.executors import make_executor
         from facepulse.synth.params import CameraParams, SynthParams
         from facepulse.synth.writer import write_dataset
 
+        from facepulse.fileio import check_output_dir
+
+        check_output_dir(out_dir, "OUT_DIR")
         width, height = parse_size(size)
         overrides = parse_sets(set_)
         if codec is not None:
@@ -87,10 +94,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--n-videos={n_videos}: must be at least 1")
         if seed < 0:
             raise ConfigError(f"--seed={seed}: must be a non-negative integer")
+        runner = make_executor(executor, workers=workers, address=address)
         try:
             results = write_dataset(
                 out_dir, n_videos=n_videos, scenario=scenario, seed=seed, base=base,
-                overrides=overrides, progress=not quiet,
+                overrides=overrides, progress=not quiet, executor=runner,
             )
         except ConfigError as err:
             raise _rename_field(err) from None

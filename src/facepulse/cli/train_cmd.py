@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
         from facepulse.config import load_config
         from facepulse.train.runner import run_experiment
 
+        from facepulse.fileio import check_output_dir
+
         cfg = load_config(config, overrides or [])
+        check_output_dir(cfg.run_dir, "out_dir")
         result = run_experiment(cfg, resume=resume, progress=False if quiet else None)
         score = "n/a" if result.best_score is None else f"{result.best_score:.3f}"
         typer.echo(

@@ -26,7 +26,9 @@ class MemoryBank(nn.Module):
     size : K, the number of spectra kept (the oldest are overwritten first).
 
     The queue lives in non-persistent buffers: it follows the module's device but is
-    not written into checkpoints (it refills within ``K / (B N)`` steps).
+    not in the ``state_dict`` (its size is only known after the first push); a training
+    module saves it with :meth:`state` / :meth:`load_state` in its checkpoints, so a
+    resumed run continues with the same negatives.
     """
 
     def __init__(self, size: int) -> None:
@@ -79,3 +81,24 @@ class MemoryBank(nn.Module):
         """Empty the queue (e.g. between runs)."""
         self.ptr = 0
         self.count = 0
+
+    def state(self) -> dict[str, object]:
+        """The whole queue as tensors and ints (for a checkpoint; see :meth:`load_state`)."""
+        return {
+            "size": self.size,
+            "queue": self.queue.detach().cpu().clone(),
+            "fps": self.fps.detach().cpu().clone(),
+            "ptr": int(self.ptr),
+            "count": int(self.count),
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Restore a queue saved by :meth:`state` (InputError if its size differs)."""
+        if int(state["size"]) != self.size:
+            raise InputError(f"memory bank: the checkpoint's queue holds {int(state['size'])} spectra, "
+                             f"contrastive.memory_bank is {self.size}")
+        device = self.queue.device
+        self.queue = torch.as_tensor(state["queue"]).to(device).clone()
+        self.fps = torch.as_tensor(state["fps"]).to(device).clone()
+        self.ptr = int(state["ptr"])
+        self.count = int(state["count"])

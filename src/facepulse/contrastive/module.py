@@ -17,6 +17,13 @@ at the in-band spectral peak ``val_snr_db`` (higher is better; also label-free, 
 informative when ``contrastive.ipr_weight`` trains the IPR down). ``val_mae_bpm`` is
 logged as information when the validation clips carry labels.
 The backbone is ``self.model`` so that checkpoints load like a supervised model's.
+
+Resuming is bit for bit (docs/training.md): the resampling factors and the views are
+drawn from a generator seeded by ``(seed, process rank, global step)`` at every step
+(:func:`step_generator`), never from torch's global random state, so a resumed run
+redraws exactly what the uninterrupted one drew; the memory bank (queue, pointer,
+fill) is saved in every checkpoint (``checkpoint["facepulse_contrastive"]``) and
+restored from it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -152,6 +160,21 @@ def check_config(config: ExperimentConfig) -> None:
         raise ConfigError("contrastive.memory_bank needs distance psd_mse or l1 (it stores spectra), not mcc")
 
 
+#: Checkpoint entry of the contrastive state that is not in the weights (the memory bank).
+CHECKPOINT_STATE = "facepulse_contrastive"
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """The CPU generator of one training step: seeded by ``(seed, rank, step)`` only.
+
+    Everything random in a step (resampling factors, view positions) is drawn from it,
+    so a run resumed at step ``k`` draws what the uninterrupted run drew at step ``k``,
+    and each DDP process draws its own.
+    """
+    state = np.random.SeedSequence([int(seed), int(rank), int(step)]).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
 def batch_fps(batch: Batch, like: torch.Tensor) -> torch.Tensor:
     """(B,) frame rates of a batch (``batch["fps"]``: float or (B,))."""
     if "fps" not in batch:
@@ -191,22 +214,26 @@ class ContrastiveModule(L.LightningModule):
         """Pulse (B, T) of raw clips (normalised as ``model.normalize`` says)."""
         return self.model(normalize_clip(clips, self.config.model.normalize))
 
-    def step_losses(self, batch: Batch, update_bank: bool = False) -> dict[str, torch.Tensor]:
+    def step_losses(
+        self, batch: Batch, update_bank: bool = False, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """All training terms of one batch (scalars): ``loss`` (the total), ``positive``,
         ``negative``, ``bank`` (triplet terms), ``ipr``, ``sparsity``, ``temporal``.
 
         ``update_bank`` pushes the batch's anchor spectra into the memory bank afterwards
-        (never before: a clip must not be its own negative).
+        (never before: a clip must not be its own negative). The factors and views are
+        drawn from ``generator`` (training passes :func:`step_generator`; None: torch's
+        global random state).
         """
         c = self.config.contrastive
         clips = batch["clip"]
         fps = batch_fps(batch, clips.float())
-        factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, device=clips.device)
+        factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, generator, device=clips.device)
         br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize)
         # float32 for the spectra: FFTs have no bf16 kernels (bf16-mixed precision)
-        anchor = sample_views(br.anchor.float(), c.n_views, c.view_len)
-        positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len)
-        negative = sample_views(br.negative.float(), c.n_views, c.view_len)
+        anchor = sample_views(br.anchor.float(), c.n_views, c.view_len, generator=generator)
+        positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len, generator)
+        negative = sample_views(br.negative.float(), c.n_views, c.view_len, generator=generator)
         bank = self.bank.spectra() if self.bank is not None and len(self.bank) else None
         terms = self.loss_fn.terms(anchor, positive, negative, fps, bank)
         out = {
@@ -227,7 +254,8 @@ class ContrastiveModule(L.LightningModule):
         return out
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        out = self.step_losses(batch, update_bank=True)
+        gen = step_generator(self.config.seed, self.global_rank, self.global_step)
+        out = self.step_losses(batch, update_bank=True, generator=gen)
         b = batch["clip"].shape[0]
         self.log("train_loss", out["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
         for name, value in out.items():
@@ -251,3 +279,16 @@ class ContrastiveModule(L.LightningModule):
             if bool(torch.isfinite(hr).all()):
                 mae = (clip_hr_bpm(pulse, fps, *VAL_BAND_BPM) - hr).abs().mean()
                 self.log("val_mae_bpm", mae, prog_bar=True, batch_size=b, sync_dist=True)
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # tensors and plain types only: checkpoints load with weights_only=True
+        checkpoint[CHECKPOINT_STATE] = {"bank": self.bank.state() if self.bank is not None else None}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(CHECKPOINT_STATE, {}).get("bank")
+        if self.bank is not None:
+            if saved is None:
+                self.bank.reset()  # a checkpoint from before the bank was saved: it refills
+            else:
+                self.bank.load_state(saved)

@@ -66,6 +66,23 @@ def saliency_grid(saliency: torch.Tensor, padding: int, kernel: torch.Tensor, ou
     return grid.permute(0, 2, 3, 1)
 
 
+def adaptive_pool_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 averaging matrix of ``adaptive_avg_pool`` along one axis: row
+    ``i`` averages inputs ``floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1``."""
+    m = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool2d_matmul(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, size)`` of (N, C, H, W) as ``P_h x P_w^T`` (exportable to ONNX)."""
+    ph = adaptive_pool_matrix(int(x.shape[-2]), size).to(x)
+    pw = adaptive_pool_matrix(int(x.shape[-1]), size).to(x)
+    return torch.matmul(torch.matmul(ph, x), pw.t())
+
+
 class SaliencyNet(nn.Module):
     """Frames (N, C, H, W) -> saliency distributions (N, g, g) (softmax over the grid).
 
@@ -94,7 +111,12 @@ class SaliencyNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(frames, self.input_size)
+        if torch.onnx.is_in_onnx_export():
+            # the ONNX exporter has no adaptive pooling once the batch is dynamic: the same
+            # averages as two constant matrices (the frame size is fixed in an exported model)
+            x = adaptive_avg_pool2d_matmul(frames, self.input_size)
+        else:
+            x = F.adaptive_avg_pool2d(frames, self.input_size)
         logits = self.head(self.features(x))
         logits = F.interpolate(logits, size=(self.grid_size, self.grid_size), mode="bilinear", align_corners=True)
         return torch.softmax(logits.flatten(1), dim=1).view(-1, self.grid_size, self.grid_size)

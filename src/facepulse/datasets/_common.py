@@ -6,6 +6,7 @@ what is wrong, so readers stay short and their messages stay uniform.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -88,10 +89,75 @@ def read_number_lines(path: Path, field: str, *, header: str | None = None) -> n
     return finite_1d(values, path, field)
 
 
+def find_paths(root: Path, pattern: str) -> list[Path]:
+    """Paths under ``root`` matching the relative glob ``pattern``, following symlinked folders.
+
+    ``pattern`` is ``/``-separated; each part is an ``fnmatch`` pattern (case-sensitive) and
+    a ``**`` part matches zero or more folders. Unlike ``Path.rglob``, folders that are
+    symlinks (e.g. subject folders linked in from another disk) are entered; a link back to
+    one of its own ancestors (a loop) is not, and under ``**`` each real folder is walked
+    once. Sorted; unreadable folders are skipped.
+    """
+    parts = [p for p in pattern.split("/") if p and p != "."]
+    found: list[Path] = []
+    walked: set[tuple[int, int]] = set()
+
+    def identity(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def subdirs(folder: Path, ancestors: frozenset) -> list[tuple[Path, tuple[int, int]]]:
+        out = []
+        for entry in _entries(folder):
+            if entry.is_dir():
+                key = identity(entry)
+                if key is not None and key not in ancestors:
+                    out.append((entry, key))
+        return out
+
+    def visit(folder: Path, rest: list[str], ancestors: frozenset) -> None:
+        head, tail = rest[0], rest[1:]
+        if head == "**":
+            key = identity(folder)
+            if key in walked:
+                return
+            walked.add(key)
+            if tail:
+                visit(folder, tail, ancestors)
+            for sub, key in subdirs(folder, ancestors):
+                visit(sub, rest, ancestors | {key})
+            return
+        for entry in _entries(folder):
+            if not fnmatch.fnmatchcase(entry.name, head):
+                continue
+            if not tail:
+                found.append(entry)
+            elif entry.is_dir():
+                key = identity(entry)
+                if key is not None and key not in ancestors:
+                    visit(entry, tail, ancestors | {key})
+
+    root = Path(root)
+    if parts and root.is_dir():
+        start = identity(root)
+        visit(root, parts, frozenset({start}) if start else frozenset())
+    return sorted(set(found))
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
 def one_match(folder: Path, patterns: Sequence[str], what: str) -> Path:
     """The single file in ``folder`` matching the first pattern that matches anything."""
     for pattern in patterns:
-        found = sorted(folder.glob(pattern))
+        found = find_paths(folder, pattern)
         if len(found) == 1:
             return found[0]
         if len(found) > 1:

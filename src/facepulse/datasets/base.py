@@ -66,6 +66,7 @@ class Reference:
     hr_source: str = ""
     extra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     per_frame: bool = False
+    source: str = ""  # the file the reference was read from (named in error messages)
 
     def ppg_on(self, timestamps_s: np.ndarray) -> np.ndarray | None:
         """The reference PPG linearly resampled onto ``timestamps_s`` (seconds)."""
@@ -82,27 +83,45 @@ class Reference:
     def ppg_on_frames(self, frame_timestamps_s: np.ndarray) -> np.ndarray | None:
         """The reference PPG on a video's frames: (N,) float64, NaN where it has no value.
 
-        With ``per_frame`` sample i goes to frame i (frames past the last sample get NaN);
+        With ``per_frame`` sample i goes to frame i (frames past the last sample get NaN;
+        InputError naming ``source`` when fewer than 90% of the frames get a sample);
         otherwise the PPG is interpolated at ``frame_timestamps_s`` (seconds from the first
         frame), NaN outside the span it covers.
         """
-        return _on_frames(self.ppg, self.ppg_t_s, frame_timestamps_s, self.per_frame)
+        return _on_frames(self.ppg, self.ppg_t_s, frame_timestamps_s, self.per_frame, self.source, "PPG")
 
     def hr_on_frames(self, frame_timestamps_s: np.ndarray) -> np.ndarray | None:
         """The reference HR (bpm) on a video's frames, aligned like :meth:`ppg_on_frames`."""
-        return _on_frames(self.hr_bpm, self.hr_t_s, frame_timestamps_s, self.per_frame)
+        return _on_frames(self.hr_bpm, self.hr_t_s, frame_timestamps_s, self.per_frame, self.source, "HR")
+
+
+# A per-frame reference (sample i = frame i) that covers less of the video than this is
+# the wrong file or a cut one, not a few frames of slack at the end: say so instead of
+# measuring the little it covers. (Timed references keep NaN outside their span.)
+MIN_COVERAGE_PER_FRAME = 0.9
 
 
 def _on_frames(
-    values: np.ndarray | None, t_s: np.ndarray | None, frame_t_s: np.ndarray, per_frame: bool
+    values: np.ndarray | None,
+    t_s: np.ndarray | None,
+    frame_t_s: np.ndarray,
+    per_frame: bool,
+    source: str = "",
+    what: str = "PPG",
 ) -> np.ndarray | None:
     if values is None or (t_s is None and not per_frame):
         return None
     frame_t_s = np.asarray(frame_t_s, dtype=np.float64)
     out = np.full(frame_t_s.shape, np.nan)
+    where = source or "reference"
     if per_frame:  # sample i belongs to frame i: no time axis needed
         m = min(out.size, values.size)
         out[:m] = values[:m]
+        if out.size and m < MIN_COVERAGE_PER_FRAME * out.size:
+            raise InputError(
+                f"{where}: {what} has {values.size} samples (one per frame), but the video has "
+                f"{out.size} frames: the reference is shorter than the video"
+            )
         return out
     # Half a reference sample of slack at either end; beyond that there is no value.
     slack = 0.5 * float(np.median(np.diff(t_s))) if t_s.size > 1 else 0.0
@@ -134,10 +153,3 @@ class DatasetReader(ABC):
         from facepulse.io.video import open_video
 
         return open_video(record.video_path, fps=record.fps)
-
-
-def get_reader(name: str, root: str | Path) -> DatasetReader:
-    """Instantiate the registered reader ``name`` on ``root``."""
-    import facepulse.datasets  # noqa: F401  (registers the built-in readers)
-
-    return DATASETS.get(name)(root)

@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facepulse.datasets._common import find_paths
 from facepulse.datasets.cache import CachedVideo, cached_files
+from facepulse.io.timegrid import source_positions as _source_positions
 from facepulse.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -62,22 +64,6 @@ class _Video:
     hr_bpm: np.ndarray | None
 
 
-# Container timestamps are often rounded to 1 ms (Matroska): a grid time that close to a
-# frame takes that frame as it is, rather than a 97/3 blend with its neighbour.
-_SNAP_S = 1e-3
-
-
-def _source_positions(t_s: np.ndarray, grid_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each grid time, the frames around it and the linear weight of the later one."""
-    n = t_s.size
-    i0 = np.clip(np.searchsorted(t_s, grid_s, side="right") - 1, 0, max(0, n - 2))
-    i1 = np.minimum(i0 + 1, n - 1)
-    span = np.where(i1 > i0, t_s[i1] - t_s[i0], 1.0)
-    w = np.clip((grid_s - t_s[i0]) / span, 0.0, 1.0)
-    w = np.where(np.abs(grid_s - t_s[i0]) <= _SNAP_S, 0.0, np.where(np.abs(t_s[i1] - grid_s) <= _SNAP_S, 1.0, w))
-    return i0, i1, w
-
-
 def _runs(ok: np.ndarray) -> list[tuple[int, int]]:
     edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
@@ -94,7 +80,7 @@ def _resolve_files(files_or_cache_dir: str | Path | Sequence[str | Path]) -> lis
         if direct:
             return direct
         # A dataset folder holding one config folder is fine; several would mix configs.
-        folders = sorted({p.parent for p in root.rglob("*.h5") if not p.name.startswith(".")})
+        folders = sorted({p.parent for p in find_paths(root, "**/*.h5") if not p.name.startswith(".")})
         if not folders:
             raise InputError(f"{root}: no cache files (*.h5); run `facepulse preprocess` first")
         if len(folders) > 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepulse.datasets._common import finite_1d, increasing_times, natural_key, require_file
+from facepulse.datasets._common import find_paths, finite_1d, increasing_times, natural_key, require_file
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference
 from facepulse.errors import InputError
 
@@ -71,7 +71,7 @@ class COHFACEReader(DatasetReader):
 
     def records(self) -> list[Record]:
         records = []
-        for video in self.root.glob("*/*/data.avi"):
+        for video in find_paths(self.root, "*/*/data.avi"):
             session_dir = video.parent
             require_file(session_dir / "data.hdf5", "physiology file data.hdf5")
             subject, session = session_dir.parent.name, session_dir.name

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from facepulse.datasets._common import (
+    find_paths,
     VIDEO_SUFFIXES,
     finite_1d,
     increasing_times,
@@ -83,7 +84,7 @@ def read_signals_file(path: Path, fps: float | None) -> Reference:
             raise InputError(f"{path}: no time_s and no frame rate to place rows at")
         t_s = uniform_times_s(n, fps)
     # Without time_s the rows are documented as one per video frame: align them by index.
-    ref = Reference(per_frame="time_s" not in arrays)
+    ref = Reference(per_frame="time_s" not in arrays, source=str(path))
     source = f"user file {path.name}"
     if "ppg" in arrays:
         ref.ppg, ref.ppg_t_s, ref.ppg_source = arrays["ppg"], t_s, source
@@ -110,7 +111,7 @@ class GenericReader(DatasetReader):
         videos = [
             p
             for pattern in ("*", "*/*")
-            for p in self.root.glob(pattern)
+            for p in find_paths(self.root, pattern)
             if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
         ]
         records = {}

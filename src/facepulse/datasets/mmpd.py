@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from facepulse.datasets._common import mat_vars, natural_key
+from facepulse.datasets._common import find_paths, mat_vars, natural_key
 from facepulse.datasets._matvideo import MatVideoReader
 from facepulse.datasets.base import DATASETS, Record, Reference
 from facepulse.errors import InputError
@@ -45,7 +45,7 @@ class MMPDReader(MatVideoReader):
 
     def records(self) -> list[Record]:
         records = []
-        for path in self.root.glob("subject*/p*_*.mat"):
+        for path in find_paths(self.root, "subject*/p*_*.mat"):
             m = _FILE.match(path.name)
             if not m:
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from facepulse.datasets._common import natural_key, read_number_lines, uniform_times_s
+from facepulse.datasets._common import find_paths, natural_key, read_number_lines, uniform_times_s
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference
 from facepulse.errors import InputError
 
@@ -52,7 +52,7 @@ class MMSEHRReader(DatasetReader):
         if not parts:
             raise InputError(f"{self.root}: no MMSE-HR frames folder ({' or '.join(PARTS)})")
         for part in parts:
-            for frames_dir in (self.root / part).glob("*/*"):
+            for frames_dir in find_paths(self.root / part, "*/*"):
                 if not (frames_dir.is_dir() and _TASK.match(frames_dir.name)):
                     continue
                 if not any(frames_dir.glob("*.jpg")):

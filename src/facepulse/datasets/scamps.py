@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from facepulse.datasets._common import mat_vars, natural_key
+from facepulse.datasets._common import find_paths, mat_vars, natural_key
 from facepulse.datasets._matvideo import MatVideoReader
 from facepulse.datasets.base import DATASETS, Record, Reference
 from facepulse.errors import InputError
@@ -39,7 +39,7 @@ class SCAMPSReader(MatVideoReader):
                 fps=self.FPS,
                 tags={"synthetic": "true"},
             )
-            for p in self.root.glob("P*.mat")
+            for p in find_paths(self.root, "P*.mat")
             if _FILE.match(p.name)
         ]
         if not records:

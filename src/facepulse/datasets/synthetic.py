@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from facepulse.datasets._common import find_paths
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference
 from facepulse.errors import InputError
 
@@ -101,7 +102,7 @@ class SyntheticReader(DatasetReader):
 
     def records(self) -> list[Record]:
         folder = self.root / _VIDEOS_DIR
-        metas = sorted(folder.glob(f"*/{_META_FILE}")) if folder.is_dir() else []
+        metas = find_paths(folder, f"*/{_META_FILE}")
         if not metas:
             raise InputError(f"{folder}: no finished videos (no */{_META_FILE})")
         records = []

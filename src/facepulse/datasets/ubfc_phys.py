@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from facepulse.datasets._common import natural_key, read_number_lines, require_file, uniform_times_s
+from facepulse.datasets._common import find_paths, natural_key, read_number_lines, require_file, uniform_times_s
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference
 from facepulse.errors import InputError
 
@@ -29,7 +29,7 @@ class UBFCPhysReader(DatasetReader):
 
     def records(self) -> list[Record]:
         records = []
-        for video in self.root.glob("s*/vid_s*_T*.avi"):
+        for video in find_paths(self.root, "s*/vid_s*_T*.avi"):
             m = _VIDEO.match(video.name)
             if not m or m.group(1) != video.parent.name:
                 continue

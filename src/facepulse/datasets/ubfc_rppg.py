@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepulse.datasets._common import finite_1d, increasing_times, natural_key
+from facepulse.datasets._common import find_paths, finite_1d, increasing_times, natural_key
 from facepulse.datasets.base import DATASETS, DatasetReader, Record, Reference
 from facepulse.errors import InputError
 
@@ -47,8 +47,16 @@ def read_ground_truth_txt(path: Path) -> Reference:
     HR from the PPG instead.
     """
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    if len(lines) < 3:
-        raise InputError(f"{path}: expected 3 lines (PPG, HR, timestamps), found {len(lines)}")
+    if len(lines) != 3:
+        columns = {len(ln.split()) for ln in lines}
+        hint = (
+            f" of {columns.pop()} columns (one row per sample?); DATASET_2 has one line per signal"
+            if len(lines) > 3 and len(columns) == 1
+            else ""
+        )
+        raise InputError(
+            f"{path}: expected 3 lines (PPG, HR, timestamps), found {len(lines)} lines{hint}"
+        )
     rows = []
     for i, (line, field) in enumerate(zip(lines[:3], ("PPG", "HR", "timestamps")), start=1):
         try:
@@ -71,6 +79,7 @@ def read_ground_truth_txt(path: Path) -> Reference:
         ppg_source="finger pulse oximeter (CMS50E), one sample per frame",
         hr_source="pulse oximeter reading (dropouts are NaN)",
         per_frame=True,
+        source=str(path),
     )
 
 
@@ -103,6 +112,7 @@ def read_gtdump_xmp(path: Path) -> Reference:
         ppg_source="finger pulse oximeter (CMS50E)",
         hr_source="pulse oximeter reading (dropouts are NaN)",
         extra={"spo2": (spo2, t_s.copy())},
+        source=str(path),
     )
 
 
@@ -114,7 +124,7 @@ class UBFCrPPGReader(DatasetReader):
 
     def records(self) -> list[Record]:
         records = []
-        videos = sorted(p for name in VIDEO_NAMES for p in self.root.rglob(name))
+        videos = sorted(p for name in VIDEO_NAMES for p in find_paths(self.root, f"**/{name}"))
         folders: dict[Path, Path] = {}
         for video in videos:
             if video.parent in folders:

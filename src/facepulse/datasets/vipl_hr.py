@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from facepulse.datasets._common import (
+    find_paths,
     increasing_times,
     natural_key,
     read_number_lines,
@@ -46,7 +47,7 @@ class VIPLHRReader(DatasetReader):
 
     def records(self) -> list[Record]:
         records = []
-        for video in self.root.glob("p*/v*/source*/video.avi"):
+        for video in find_paths(self.root, "p*/v*/source*/video.avi"):
             source_dir = video.parent
             scenario_dir = source_dir.parent
             subject_dir = scenario_dir.parent

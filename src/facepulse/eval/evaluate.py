@@ -9,8 +9,8 @@ estimator, same windows. Differences in the numbers are then differences in the 
 not in the bookkeeping.
 
 An estimator is anything with the :class:`PulseEstimator` protocol (cached video ->
-:class:`~facepulse.pipeline.PredictionResult`); register a factory in ``ESTIMATORS`` to
-make a new kind (e.g. a trained model) available without touching this module.
+:class:`~facepulse.pipeline.PredictionResult`); the built-in ones (a classic method, a
+trained model) and the ``ESTIMATORS`` registry live in :mod:`facepulse.eval.estimators`.
 
 >>> from facepulse.datasets import get_reader
 >>> from facepulse.eval.evaluate import MethodEstimator, evaluate_dataset, write_report
@@ -26,18 +26,19 @@ import json
 import math
 import tempfile
 from contextlib import nullcontext
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 
 from facepulse.datasets.base import DatasetReader, Record
 from facepulse.datasets.cache import CachedVideo, PreprocessConfig, open_cached, preprocess_dataset
 from facepulse.errors import ConfigError, FacepulseError, InputError
+from facepulse.eval.estimators import ESTIMATORS, MethodEstimator, PulseEstimator, make_estimator
+from facepulse.executors.base import Executor
 from facepulse.pipeline import DEFAULT_BAND_BPM, PredictionResult
-from facepulse.registry import Registry
 
 __all__ = [
     "ESTIMATORS",
@@ -53,70 +54,6 @@ __all__ = [
 ]
 
 ReferenceKind = Literal["ppg", "hr"]
-
-
-@runtime_checkable
-class PulseEstimator(Protocol):
-    """Turns one cached video into a pulse and HR figures.
-
-    ``name`` labels the results; ``needs_clips`` says whether it reads the face crops
-    (then the cache must hold them). ``estimate`` must return a PredictionResult whose
-    ``timestamps_s`` are the video's frame times and whose windows come from
-    :func:`facepulse.pipeline.result_from_pulse` with the given window settings, so they
-    line up with the reference's windows.
-    """
-
-    name: str
-    needs_clips: bool
-
-    def estimate(
-        self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
-    ) -> PredictionResult: ...
-
-
-#: Estimator factories by kind: ``ESTIMATORS.get(kind)(spec) -> PulseEstimator``.
-ESTIMATORS: Registry[Callable[[str], PulseEstimator]] = Registry("estimator")
-
-
-@ESTIMATORS.register("method", help="a classic rPPG method (facepulse.methods) on the cached RGB trace")
-@dataclass(frozen=True)
-class MethodEstimator:
-    """A classic rPPG method on the cached RGB trace: the back half of ``facepulse.predict``."""
-
-    method: str
-    needs_clips: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        from facepulse.methods import METHODS
-
-        METHODS.get(self.method)  # unknown names fail before any video is read
-
-    @property
-    def name(self) -> str:
-        return self.method
-
-    def estimate(
-        self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
-    ) -> PredictionResult:
-        from facepulse.pipeline import predict_from_trace
-
-        return predict_from_trace(
-            video.timestamps_s,
-            video.rgb,
-            video.fps,
-            method=self.method,
-            window_s=window_s,
-            step_s=step_s,
-            band_bpm=band_bpm,
-            source=video.source_path,
-            frames_without_face=video.frames_without_face,
-            boxes=video.boxes,
-        )
-
-
-def make_estimator(kind: str, spec: str) -> PulseEstimator:
-    """Build a registered estimator, e.g. ``make_estimator("method", "pos")``."""
-    return ESTIMATORS.get(kind)(spec)
 
 
 # ------------------------------------------------------------------------ reference
@@ -474,6 +411,7 @@ def evaluate_dataset(
     workers: int = 1,
     progress: bool = False,
     keep_predictions: bool = False,
+    executor: Executor | None = None,
 ) -> EvaluationReport:
     """Evaluate ``estimator`` on the videos of ``reader`` (or ``records``).
 
@@ -483,6 +421,10 @@ def evaluate_dataset(
     with a cache folder, and without face crops in a temporary cache unless the
     estimator needs them. A video that cannot be preprocessed or estimated is listed in
     ``report.failed`` and the others go on.
+
+    Preprocessing runs one job per video on ``executor`` (default: ``workers`` local
+    processes; :func:`facepulse.executors.make_executor` for Ray, then ``cache_dir`` must
+    be on storage every node sees); the estimator then runs here on the cached videos.
     """
     if window_s <= 0 or step_s <= 0:
         raise ConfigError(f"window_s and step_s must be > 0 (got {window_s}, {step_s})")
@@ -492,7 +434,8 @@ def evaluate_dataset(
         raise ConfigError(f"estimator {estimator.name!r} needs face clips, but the preprocess config has clips=False")
     records = list(reader.records() if records is None else records)
     with tempfile.TemporaryDirectory(prefix="facepulse-eval-") if cache_dir is None else nullcontext(cache_dir) as cdir:
-        summary = preprocess_dataset(reader, cdir, config, workers=workers, progress=progress, records=records)
+        summary = preprocess_dataset(reader, cdir, config, workers=workers, progress=progress, records=records,
+                                     executor=executor)
         report = EvaluationReport(
             dataset=records[0].dataset if records else reader.name,
             estimator=estimator.name,
@@ -538,23 +481,25 @@ def write_report(report: EvaluationReport, out_dir: str | Path, *, plots: bool =
         "windows_csv": out / "windows.csv",
         "markdown": out / "summary.md",
     }
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    from facepulse.fileio import atomic_path, write_text
+
+    write_text(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n")
     rows = [v.row() for v in report.videos]
     fields = list(rows[0]) if rows else ["video_id"]
-    with paths["per_video_csv"].open("w", newline="") as fh:
+    with atomic_path(paths["per_video_csv"], ".csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*fields, "error"])
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "error": ""})
         for vid, msg in report.failed.items():
             writer.writerow({"video_id": vid, "error": msg})
-    with paths["windows_csv"].open("w", newline="") as fh:
+    with atomic_path(paths["windows_csv"], ".csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["video_id", "t_center_s", "hr_pred_bpm", "hr_ref_bpm", "snr_db"])
         for v in report.videos:
             for row in zip(v.window_t_center_s, v.window_hr_pred_bpm, v.window_hr_ref_bpm, v.window_snr_db):
                 writer.writerow([v.video_id, *(f"{x:.4f}" if np.isfinite(x) else "" for x in row)])
-    paths["markdown"].write_text(report.markdown())
+    write_text(paths["markdown"], report.markdown())
     if plots:
         whole = ("whole video", np.array([v.hr_pred_bpm for v in report.videos]),
                  np.array([v.hr_ref_bpm for v in report.videos]))

@@ -86,7 +86,9 @@ def plot_scatter(path: str | Path, panels: Sequence[Panel]) -> Path:
 
 
 def _save(fig, path: str | Path) -> Path:
+    from facepulse.fileio import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path, path.suffix) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     return path

@@ -460,3 +460,39 @@ class FaceTracker:
         ):
             landmarks = a * previous.landmarks_xy + (1 - a) * landmarks
         return Face(box, new.score, landmarks)
+
+
+def count_faces(
+    src, detector: str = "auto", *, fps: float | None = None, n_samples: int = 12, max_faces: int = 8
+) -> int:
+    """The most faces found in any of ``n_samples`` frames spread over the video ``src``.
+
+    Used to explain a "no face" result when a face index beyond the faces present was
+    asked for. Each sampled frame is detected on its own (no tracking); counts above
+    ``max_faces`` are reported as ``max_faces``.
+    """
+    from facepulse.io.video import open_video
+
+    source = open_video(src, fps=fps)
+    options = {"max_faces": max_faces}
+    if detector in ("auto", "mediapipe"):
+        options["static"] = True  # unrelated frames: no tracking between them
+    try:
+        det = make_detector(detector, **options)
+    except ConfigError:
+        det = make_detector(detector)
+    n_total = source.info.n_frames or 0
+    every = max(1, n_total // n_samples) if n_total else 15
+    most = 0
+    try:
+        for index, (_, frame) in enumerate(source):
+            if index % every:
+                continue
+            most = max(most, len(det.detect(frame)))
+            if index // every + 1 >= n_samples or most >= max_faces:
+                break
+    finally:
+        close = getattr(det, "close", None)
+        if callable(close):
+            close()
+    return most

@@ -129,6 +129,8 @@ class VideoFileSource(FrameSource):
                 nominal = _stream_fps(stream, container)
                 width, height = int(stream.width), int(stream.height)
                 n_frames = int(stream.frames) or None
+                if _rotation_quarters(container) % 2:
+                    width, height = height, width  # shown sideways: the display swaps them
                 if stream.duration is not None and stream.time_base is not None:
                     duration_s: float | None = float(stream.duration * stream.time_base)
                 elif container.duration is not None and len(container.streams) == 1:
@@ -251,7 +253,7 @@ class VideoFileSource(FrameSource):
                         )
                         warned_order = True
                     last_t_s = t_s
-                    yield t_s, frame.to_ndarray(format="rgb24")
+                    yield t_s, _upright(frame)
                     index += 1
             except (av.error.FFmpegError, EOFError) as err:
                 yield _DecodeFailure(_short(err))
@@ -302,6 +304,26 @@ class VideoFileSource(FrameSource):
                 except queue.Empty:
                     pass
             thread.join()
+
+
+def _rotation_quarters(container) -> int:
+    """Quarter turns (counter-clockwise) of the first frame's display matrix."""
+    import av
+
+    try:
+        frame = next(container.decode(video=0))
+    except (StopIteration, av.error.FFmpegError, EOFError):
+        return 0
+    return int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+
+
+def _upright(frame) -> np.ndarray:
+    """The frame as RGB, turned as its display matrix says (phone videos are stored
+    sideways with a rotation tag; players honour it, and so must we: a sideways face
+    breaks face detection and the skin regions)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarters = int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=quarters)) if quarters else rgb
 
 
 @dataclass

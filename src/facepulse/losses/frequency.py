@@ -33,13 +33,29 @@ SSL_MAX_BPM = 250.0
 
 
 # --------------------------------------------------------------------------- functions
-def hr_bin_index(hr_bpm: torch.Tensor, min_bpm: float, max_bpm: float, step_bpm: float) -> torch.Tensor:
-    """Index of the nearest HR bin, (B,) long; InputError if an HR is outside the bins."""
-    bad = ~((hr_bpm >= min_bpm - step_bpm / 2) & (hr_bpm <= max_bpm + step_bpm / 2))
-    if bool(bad.any()):
-        value = float(hr_bpm[bad][0])
+#: What the HR-bin losses do with a reference HR outside their band (see :func:`freq_cross_entropy`).
+OUT_OF_BAND = ("ignore", "clamp", "error")
+
+
+def hr_bin_index(
+    hr_bpm: torch.Tensor, min_bpm: float, max_bpm: float, step_bpm: float, out_of_band: str = "error"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the nearest HR bin, (B,) long, and whether the HR lies in the bins, (B,) bool.
+
+    An HR more than half a bin outside ``[min_bpm, max_bpm]`` (or not finite) is
+    ``out_of_band``: ``"error"`` raises InputError naming it, ``"clamp"`` and ``"ignore"``
+    give the nearest edge bin (bin 0 for a non-finite HR) and ``False`` in the mask.
+    """
+    if out_of_band not in OUT_OF_BAND:
+        raise ConfigError(f"out_of_band {out_of_band!r} unknown; available: {', '.join(OUT_OF_BAND)}")
+    inside = (hr_bpm >= min_bpm - step_bpm / 2) & (hr_bpm <= max_bpm + step_bpm / 2)
+    if out_of_band == "error" and not bool(inside.all()):
+        value = float(hr_bpm[~inside][0])
         raise InputError(f"hr_bpm {value:g} is outside the loss band [{min_bpm:g}, {max_bpm:g}] bpm")
-    return torch.round((hr_bpm - min_bpm) / step_bpm).long()
+    n_bins = hr_bins_bpm(min_bpm, max_bpm, step_bpm).numel()
+    hr = torch.nan_to_num(hr_bpm, nan=min_bpm, posinf=max_bpm, neginf=min_bpm)
+    index = torch.round((hr - min_bpm) / step_bpm).long().clamp(0, n_bins - 1)
+    return index, inside
 
 
 def freq_cross_entropy(
@@ -51,6 +67,7 @@ def freq_cross_entropy(
     step_bpm: float = 1.0,
     window: str | None = "hann",
     logit_scale: float = 1.0,
+    out_of_band: str = "ignore",
 ) -> torch.Tensor:
     """Cross-entropy between the rPPG's HR-band spectrum and the true HR bin, (B,) nats.
 
@@ -61,14 +78,23 @@ def freq_cross_entropy(
     reproduces the authors' implementation; its values then lie within
     ``[ln(F + 1) - 1, ln(F - 1 + e)]`` (F bins: a narrow range, but the gradient still
     moves power towards the true bin); larger scales sharpen it.
+
+    A reference HR outside the bins (e.g. 190 bpm with ``max_bpm=180``; or NaN) is
+    handled by ``out_of_band``: ``"ignore"`` (default) gives that sample a loss of 0 and
+    no gradient (its true bin is not among the logits, so no bin is right; in a batch
+    mean it counts as 0), ``"clamp"`` uses the nearest edge bin as the target, and
+    ``"error"`` raises InputError.
     """
     b = pred.shape[0]
     bins_hz = hr_bins_bpm(min_bpm, max_bpm, step_bpm).to(pred) / 60.0
     hr = as_batch_values(hr_bpm, b, pred, "hr_bpm")
-    target = hr_bin_index(hr, min_bpm, max_bpm, step_bpm)
+    target, inside = hr_bin_index(hr, min_bpm, max_bpm, step_bpm, out_of_band)
     psd = torch_psd(pred, fps, bins_hz, window=window)
     logits = logit_scale * psd / (psd.sum(dim=-1, keepdim=True) + EPS)
-    return F.cross_entropy(logits, target, reduction="none")
+    ce = F.cross_entropy(logits, target, reduction="none")
+    if out_of_band == "ignore":
+        ce = torch.where(inside, ce, torch.zeros_like(ce))
+    return ce
 
 
 def band_psd(
@@ -207,7 +233,9 @@ class FreqCELoss(PulseLoss):
     """AutoHR frequency cross-entropy: softmax over HR-bin powers vs the true HR bin.
 
     Yu et al., IEEE SPL 2020; see :func:`freq_cross_entropy` (nats). Needs ``fps`` and
-    ``hr_bpm``; an HR outside ``[min_bpm, max_bpm]`` raises InputError.
+    ``hr_bpm``. ``out_of_band`` says what a reference HR outside ``[min_bpm, max_bpm]``
+    does: ``"ignore"`` (default: that sample's loss is 0, so training goes on), ``"clamp"``
+    (target = nearest edge bin) or ``"error"`` (InputError).
     """
 
     name: ClassVar[str] = "freq_ce"
@@ -221,15 +249,20 @@ class FreqCELoss(PulseLoss):
         window: str | None = "hann",
         logit_scale: float = 1.0,
         reduction: str = "mean",
+        out_of_band: str = "ignore",
     ) -> None:
         super().__init__(reduction)
         hr_bins_bpm(min_bpm, max_bpm, step_bpm)  # validates the bins
+        if out_of_band not in OUT_OF_BAND:
+            raise ConfigError(f"loss {self.name!r}: out_of_band {out_of_band!r} unknown; available: "
+                              f"{', '.join(OUT_OF_BAND)}")
         self.min_bpm, self.max_bpm, self.step_bpm = min_bpm, max_bpm, step_bpm
-        self.window, self.logit_scale = window, logit_scale
+        self.window, self.logit_scale, self.out_of_band = window, logit_scale, out_of_band
 
     def per_sample(self, pred, target, fps, hr_bpm):
         return freq_cross_entropy(
-            pred, fps, hr_bpm, self.min_bpm, self.max_bpm, self.step_bpm, self.window, self.logit_scale
+            pred, fps, hr_bpm, self.min_bpm, self.max_bpm, self.step_bpm, self.window, self.logit_scale,
+            self.out_of_band,
         )
 
 
@@ -237,7 +270,11 @@ class FreqCELoss(PulseLoss):
 class HybridLoss(PulseLoss):
     """AutoHR hybrid loss ``lambda_time * neg_pearson + freq_ce`` (Yu et al., IEEE SPL 2020).
 
-    Needs ``target``, ``fps`` and ``hr_bpm``. Extra keyword options go to :class:`FreqCELoss`.
+    Needs ``target``, ``fps`` and ``hr_bpm``. Extra keyword options go to :class:`FreqCELoss`;
+    among them ``out_of_band``: a clip whose reference HR lies outside the frequency term's
+    band (default 40-180 bpm, e.g. a 190 bpm clip) keeps its negative-Pearson term and gets
+    no frequency term (``"ignore"``, default), the edge bin as its target (``"clamp"``), or
+    stops training with InputError (``"error"``, the old behaviour).
     """
 
     name: ClassVar[str] = "hybrid"

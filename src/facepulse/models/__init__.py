@@ -9,7 +9,8 @@ Build one by name with :func:`build_model` (names in ``MODELS``)::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -43,6 +44,7 @@ __all__ = [
     "build_model",
     "build_op",
     "conv_equivalent",
+    "inline_model_params",
     "diff_signal",
     "is_tdc",
     "normalize_clip",
@@ -90,3 +92,30 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     except TypeError as err:
         raise ConfigError(f"model {name!r}: {err}") from None
     return factory(**kwargs)
+
+
+#: Models whose ``genotype`` option may name a genotype JSON file.
+GENOTYPE_MODELS = ("autohr", "autohr_conv")
+
+
+def inline_model_params(name: str, params: Mapping[str, Any], base_dir: str | Path | None = None) -> dict[str, Any]:
+    """``params`` of model ``name`` with every file it names replaced by the file's content.
+
+    An ``autohr`` / ``autohr_conv`` ``genotype`` given as a path to ``genotype.json`` becomes
+    the genotype's dict, so that a config (and a checkpoint, which stores it) rebuilds the
+    model from any working directory; the ``backbone_params`` of a ``saliency`` model are
+    inlined the same way. A relative path is read relative to ``base_dir`` when given
+    (the folder the path was written for), else to the working directory. Other params are
+    returned unchanged. Raises InputError / ConfigError for an unreadable or invalid genotype.
+    """
+    out = dict(params)
+    if name in GENOTYPE_MODELS and isinstance(out.get("genotype"), (str, Path)):
+        path = Path(out["genotype"])
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        out["genotype"] = Genotype.load(path).to_dict()
+    if name == "saliency" and isinstance(out.get("backbone_params"), Mapping):
+        out["backbone_params"] = inline_model_params(
+            str(out.get("backbone", "physnet")), out["backbone_params"], base_dir
+        )
+    return out

@@ -33,7 +33,7 @@ class Cell(nn.Module):
         super().__init__()
         self.n_intermediate = n_intermediate
         # topological order: by destination node, so every source is ready when read
-        self.edges = tuple(sorted(edges, key=lambda e: (e.dst, e.src)))
+        self.edges = tuple(sorted(edges, key=lambda e: (e.dst, e.src, e.op)))
         self.ops = nn.ModuleList(build_op(e.op, channels, 1) for e in self.edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

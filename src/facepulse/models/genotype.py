@@ -10,9 +10,13 @@ JSON format (written by the NAS search, read by :class:`facepulse.models.autohr.
 Nodes of a cell: ``0`` is the cell input, ``1..N`` the intermediate nodes
 (``N = n_intermediate``), ``N + 1`` the output node.
 
-* Intermediate node ``j`` sums ``op(h_i)`` over its incoming edges, from distinct
-  source nodes ``i < j``: exactly ``min(2, j)`` of them (node 1 has only the input as a
-  possible source, so it has one edge; every later node keeps two, as DARTS pruning).
+* Intermediate node ``j`` sums ``op(h_i)`` over its incoming edges. With
+  ``"node_inputs": "edges"`` (the default, and the field is then left out of the JSON)
+  they come from distinct source nodes ``i < j``: exactly ``min(2, j)`` of them (node 1
+  has only the input as a possible source, so it has one edge; every later node keeps
+  two, as DARTS pruning). With ``"node_inputs": "ops"`` the node keeps its two strongest
+  *ops* (one or two of them; two may read the same source with different ops), the
+  other reading of AutoHR's "each node keeps the two strongest operations".
 * The output node has exactly one edge from each intermediate node ``1..N`` and
   **sums** them (rather than concatenating + 1x1x1 conv: the channel count stays
   ``C`` and no extra parameters are added).
@@ -31,6 +35,9 @@ from facepulse.errors import ConfigError, InputError
 from facepulse.models.ops import OPS, conv_equivalent
 
 FORMAT = "facepulse-genotype/1"
+
+#: How intermediate nodes pick their inputs (see the module docstring).
+NODE_INPUTS = ("edges", "ops")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Genotype:
     n_intermediate: int = 3
     shared: bool = True
     format: str = field(default=FORMAT)
+    node_inputs: str = "edges"
 
     def __post_init__(self) -> None:
         # Accept lists too; store tuples so a genotype is immutable and hashable.
@@ -71,12 +79,14 @@ class Genotype:
         n = self.n_intermediate
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ConfigError(f"genotype n_intermediate must be an integer >= 1, got {n!r}")
+        if self.node_inputs not in NODE_INPUTS:
+            raise ConfigError(f"genotype node_inputs {self.node_inputs!r} unknown; available: {', '.join(NODE_INPUTS)}")
         if len(self.cells) == 0:
             raise ConfigError("genotype cells: empty; need at least one cell")
         if self.shared and len(self.cells) != 1:
             raise ConfigError(f"genotype cells: shared genotype must have 1 cell, got {len(self.cells)}")
         for c, cell in enumerate(self.cells):
-            _validate_cell(cell, n, where=f"genotype cells[{c}]")
+            _validate_cell(cell, n, where=f"genotype cells[{c}]", node_inputs=self.node_inputs)
 
     def cell_for_block(self, block: int) -> tuple[Edge, ...]:
         """The edges block ``block`` (0-based) is built from."""
@@ -97,19 +107,22 @@ class Genotype:
 
     # ------------------------------------------------------------------- (de)ser
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": self.format,
             "n_intermediate": self.n_intermediate,
             "shared": self.shared,
             "cells": [[{"op": e.op, "src": e.src, "dst": e.dst} for e in cell] for cell in self.cells],
         }
+        if self.node_inputs != "edges":
+            out["node_inputs"] = self.node_inputs
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Genotype:
         """Parse the JSON-like dict (ConfigError naming a bad field)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"genotype must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"format", "n_intermediate", "shared", "cells"}
+        unknown = set(data) - {"format", "n_intermediate", "shared", "cells", "node_inputs"}
         if unknown:
             raise ConfigError(f"genotype: unknown field(s) {sorted(unknown)}")
         for key in ("format", "n_intermediate", "shared", "cells"):
@@ -130,6 +143,7 @@ class Genotype:
             n_intermediate=data["n_intermediate"],
             shared=data["shared"],
             format=data["format"],
+            node_inputs=data.get("node_inputs", "edges"),
         )
 
     def to_json(self) -> str:
@@ -216,7 +230,7 @@ def _parse_edge(raw: Any, where: str) -> Edge:
     return Edge(op=raw["op"], src=raw["src"], dst=raw["dst"])
 
 
-def _validate_cell(cell: tuple[Edge, ...], n: int, where: str) -> None:
+def _validate_cell(cell: tuple[Edge, ...], n: int, where: str, node_inputs: str = "edges") -> None:
     out = n + 1
     incoming: dict[int, list[int]] = {j: [] for j in range(1, out + 1)}
     for k, e in enumerate(cell):
@@ -233,6 +247,13 @@ def _validate_cell(cell: tuple[Edge, ...], n: int, where: str) -> None:
         incoming[e.dst].append(e.src)
     for j in range(1, n + 1):
         srcs = incoming[j]
+        if node_inputs == "ops":
+            pairs = [(e.src, e.op) for e in cell if e.dst == j]
+            if not 1 <= len(pairs) <= 2:
+                raise ConfigError(f"{where}: node {j} has {len(pairs)} incoming ops; needs 1 or 2")
+            if len(set(pairs)) != len(pairs):
+                raise ConfigError(f"{where}: node {j} has the op {pairs[0][1]!r} from node {pairs[0][0]} twice")
+            continue
         need = min(2, j)
         if len(srcs) != need:
             raise ConfigError(f"{where}: node {j} has {len(srcs)} incoming edges; needs exactly {need}")

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
-from facepulse.eval.evaluate import ESTIMATORS
 from facepulse.models.normalize import ClipNormalizer
 
 CHECKPOINT_KEY = "facepulse"  # same key as facepulse.train.runner.CHECKPOINT_KEY
@@ -134,6 +133,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[PulseModel, ModelInfo]:
         raise InputError(f"{path}: its stored config is not valid here ({str(err).splitlines()[0]})") from None
     # the weights come from this checkpoint: do not load the fine-tuning start point again
     config = config.model_copy(update={"model": config.model.model_copy(update={"init_from": None})})
+    config = _inline_old_model_files(config, Path(path))
     state = torch.random.get_rng_state()
     try:
         module = get_task(config.kind)(config)
@@ -151,6 +151,25 @@ def load_checkpoint_model(path: str | Path) -> tuple[PulseModel, ModelInfo]:
     # convention (facepulse.train.module.pulse_from_output) a diff model predicts a derivative
     default = "diff" if config.model.normalize == "diff" else "pulse"
     return model, model_info(config, getattr(module, "model_output", default))
+
+
+def _inline_old_model_files(config: Any, path: Path) -> Any:
+    """Older checkpoints name their genotype by a path relative to the training's working
+    directory; newer ones hold the genotype itself. Read such a path from the working
+    directory, else from the folder above the checkpoint's ``<out_dir>/<name>/``."""
+    from facepulse.errors import FacepulseError
+    from facepulse.models import inline_model_params
+
+    try:
+        params = inline_model_params(config.model.name, config.model.params)
+    except FacepulseError:
+        if Path(config.out_dir).is_absolute():
+            raise
+        train_cwd = path.resolve().parent
+        for _ in Path(config.out_dir, config.name).parts:
+            train_cwd = train_cwd.parent
+        params = inline_model_params(config.model.name, config.model.params, base_dir=train_cwd)
+    return config.model_copy(update={"model": config.model.model_copy(update={"params": params})})
 
 
 # --------------------------------------------------------------------------- runners
@@ -227,10 +246,10 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, opset: int = 17) -
 
     model, info = load_checkpoint_model(checkpoint)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, info.clip_len, info.size, info.size)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    try:
+    from facepulse.fileio import atomic_path
+
+    with atomic_path(out_path, ".onnx") as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             # the TorchScript exporter's deprecation notice, and tracer notes on the
             # models' input checks (constant for a fixed input shape)
@@ -251,9 +270,6 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, opset: int = 17) -
         entry.key, entry.value = ONNX_METADATA_KEY, info.to_json()
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        tmp.replace(out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
 
 
@@ -266,64 +282,6 @@ def compare_onnx(checkpoint: str | Path, onnx_path: str | Path, batch: int = 2, 
     rng = np.random.default_rng(seed)
     clips = rng.uniform(0, 255, size=(batch, 3, info.clip_len, info.size, info.size)).astype(np.float32)
     return float(np.abs(torch_runner(clips) - onnx_runner(clips)).max())
-
-
-# ------------------------------------------------------------------- face frames
-def face_crop_hook(size: int, fps: float):
-    """The preprocessing cache's face cropper (square box smoothed over time, resized to
-    ``size``), as an ``extract_trace`` ``on_frame`` callback.
-
-    Returns ``(on_frame, finish)``: pass ``on_frame`` to
-    :func:`facepulse.roi.trace.extract_trace`; afterwards ``finish()`` gives the crops
-    (N, size, size, 3) uint8 and (N,) bool (a face box was known). The crop settings are
-    :class:`facepulse.datasets.cache.PreprocessConfig`'s defaults, i.e. exactly the crops
-    the models were trained on.
-    """
-    from facepulse.datasets.cache import PreprocessConfig, _ClipCropper
-
-    defaults = PreprocessConfig()
-    cropper = _ClipCropper(size, defaults.box_scale, int(round(0.5 * defaults.box_smooth_s * fps)))
-    crops: list[np.ndarray] = []
-    ok: list[bool] = []
-
-    def keep(out) -> None:
-        for crop, _box, found in out:
-            crops.append(crop)
-            ok.append(found)
-
-    def on_frame(index: int, t_s: float, frame: np.ndarray, face) -> None:
-        keep(cropper.push(frame, None if face is None else face.box_xyxy))
-
-    def finish() -> tuple[np.ndarray, np.ndarray]:
-        keep(cropper.finish())
-        if not crops:
-            return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, bool)
-        return np.stack(crops), np.asarray(ok, bool)
-
-    return on_frame, finish
-
-
-def resample_frames(timestamps_s: np.ndarray, frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frames at their own (possibly irregular) times -> frames on a regular grid at ``fps``.
-
-    Linear interpolation between the two nearest frames, as
-    :class:`facepulse.datasets.clips.ClipDataset` resamples training clips. The grid is
-    ``timestamps_s[0] + k / fps`` up to the last frame (that of
-    :func:`facepulse.roi.trace.resample_uniform`). Returns ``(t_grid (M,), frames (M, ...)
-    float32)``, unrounded like the training clips.
-    """
-    from facepulse.datasets.clips import _source_positions
-
-    t = np.asarray(timestamps_s, dtype=np.float64)
-    n = int(np.floor((t[-1] - t[0]) * fps + 1e-9)) + 1
-    grid = t[0] + np.arange(n) / fps
-    i0, i1, w = _source_positions(t, grid)
-    out = np.empty((n,) + frames.shape[1:], np.float32)
-    for start in range(0, n, 256):  # in blocks: bounded temporary memory
-        sl = slice(start, start + 256)
-        wb = w[sl].astype(np.float32).reshape((-1,) + (1,) * (frames.ndim - 1))
-        out[sl] = (1.0 - wb) * frames[i0[sl]] + wb * frames[i1[sl]]
-    return grid, out
 
 
 # ------------------------------------------------------------------- whole videos
@@ -412,36 +370,3 @@ def video_pulse(
         # d[t] ~ x[t + 1] - x[t] (facepulse.models.normalize.diff_signal): x[t] = sum of d[:t]
         pulse = np.concatenate([[0.0], np.cumsum(pulse - pulse.mean())[:-1]])
     return pulse
-
-
-# ------------------------------------------------------------------------ evaluation
-@ESTIMATORS.register("model", help="a trained model (.ckpt of facepulse train, or .onnx) on the cached face crops")
-class ModelEstimator:
-    """``facepulse evaluate --model``: a trained model on a cached video's face crops.
-
-    The cache's crops must have the model's size (preprocess with ``size`` =
-    ``info.size``); they are resampled to the model's frame rate, run in overlapping
-    clips, and scored through :func:`facepulse.pipeline.predict_from_face_frames`, the
-    HR path of ``facepulse predict --model`` and of the classic methods.
-    """
-
-    needs_clips = True
-
-    def __init__(self, spec: str | Path) -> None:
-        self.path = Path(spec)
-        self.runner = load_model(self.path)
-        self.info = self.runner.info
-        self.name = f"model:{self.info.name} ({self.path.name})"
-
-    def estimate(self, video: Any, *, window_s: float, step_s: float, band_bpm: tuple[float, float]):
-        from facepulse.pipeline import predict_from_face_frames
-
-        if video.clip_size != self.info.size:
-            raise ConfigError(
-                f"{video.path}: face crops are {video.clip_size} px but {self.path.name} takes "
-                f"{self.info.size} px (preprocess with size {self.info.size})"
-            )
-        return predict_from_face_frames(
-            video, video.clips(), self.runner, window_s=window_s, step_s=step_s, band_bpm=band_bpm,
-            source=video.source_path,
-        )

@@ -33,12 +33,15 @@ def draw_genotype(genotype: Genotype, path: str | Path, dpi: int = 120) -> Path:
     axes = fig.subplots(n_cells, 1, squeeze=False)
     for c, (ax, cell) in enumerate(zip(axes[:, 0], genotype.cells, strict=True)):
         xs = {node: 2.0 * node for node in range(n + 2)}
-        for edge in sorted(cell, key=lambda e: (e.dst, e.src)):
+        drawn: dict[tuple[int, int], int] = {}
+        for edge in sorted(cell, key=lambda e: (e.dst, e.src, e.op)):
             x1, x2 = xs[edge.src], xs[edge.dst]
             span = x2 - x1
             above = edge.dst <= n
+            # a second op between the same nodes ("node_inputs: ops") gets a flatter arc
+            k = drawn[(edge.src, edge.dst)] = drawn.get((edge.src, edge.dst), -1) + 1
             # arc3: the control point sits rad * span off the chord; the curve's midpoint half that
-            rad = -0.6 if above else 0.6
+            rad = (-0.6 if above else 0.6) / (1 + k)
             arrow = FancyArrowPatch(
                 (x1, 0.0), (x2, 0.0), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
                 mutation_scale=14, shrinkA=16, shrinkB=16, lw=1.3,

@@ -175,7 +175,9 @@ class MixedOp(nn.Module):
 class MixedCell(nn.Module):
     """A supernet cell: every candidate edge of the AutoHR DAG is a :class:`MixedOp`.
 
-    Shapes: ``x`` ``(B, C, T, H, W)``, ``weights`` ``(n_edges, n_ops)`` -> ``(B, C, T, H, W)``.
+    Shapes: ``x`` ``(B, C, T, H, W)``, ``weights`` ``(n_edges, n_ops)``, optional
+    ``edge_weights`` ``(n_edges,)`` (PC-DARTS: each edge into an intermediate node is scaled
+    by its weight; edges into the output node are not) -> ``(B, C, T, H, W)``.
     """
 
     def __init__(
@@ -186,10 +188,12 @@ class MixedCell(nn.Module):
         self.edges = tuple(all_edges(n_intermediate))  # topological: by destination
         self.mixed = nn.ModuleList(MixedOp(channels, op_names, partial, affine) for _ in self.edges)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, edge_weights: torch.Tensor | None = None) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = [x] + [None] * (self.n_intermediate + 1)
         for e, ((src, dst), mixed) in enumerate(zip(self.edges, self.mixed, strict=True)):
             y = mixed(nodes[src], weights[e])
+            if edge_weights is not None and dst <= self.n_intermediate:
+                y = edge_weights[e] * y  # PC-DARTS edge normalisation
             nodes[dst] = y if nodes[dst] is None else nodes[dst] + y
         out = nodes[-1]
         assert out is not None
@@ -211,11 +215,17 @@ class Supernet(nn.Module):
         default :data:`~facepulse.models.ops.SEARCH_SPACE`.
     shared_alphas : one set of architecture weights for all blocks (True) or one per block.
     partial_channels : PC-DARTS ``k``: ``C / k`` channels go through the mixed ops.
+    edge_normalization : PC-DARTS edge normalisation (Xu et al., ICLR 2020, Sec. 3.3):
+        learnable edge weights ``betas``; node ``j`` sums its incoming edges weighted by
+        ``softmax(betas)`` over those edges, which steadies the architecture that partial
+        channels would otherwise make noisy. Default: on when ``partial_channels > 1``.
     upsample, in_channels : as :class:`~facepulse.models.autohr.AutoHR`.
 
     Attributes
     ----------
     alphas : ``nn.Parameter`` ``(n_cells, n_edges, n_ops)``, the architecture weights.
+    betas : ``nn.Parameter`` ``(n_cells, n_edges)`` edge weights (logits), or None
+        without edge normalisation (entries of edges into the output node are unused).
     backbone : the ``AutoHR`` network whose ``cells`` are :class:`MixedCell` s.
     """
 
@@ -229,6 +239,7 @@ class Supernet(nn.Module):
         partial_channels: int = 1,
         upsample: str = "transpose",
         in_channels: int = 3,
+        edge_normalization: bool | None = None,
     ) -> None:
         super().__init__()
         names = tuple(SEARCH_SPACE if op_names is None else op_names)
@@ -254,15 +265,39 @@ class Supernet(nn.Module):
         n_cells = 1 if shared_alphas else n_blocks
         n_edges = len(all_edges(n_intermediate))
         self.alphas = nn.Parameter(ALPHA_INIT_SCALE * torch.randn(n_cells, n_edges, len(names)))
+        self.edge_normalization = partial_channels > 1 if edge_normalization is None else bool(edge_normalization)
+        self.betas = (
+            nn.Parameter(ALPHA_INIT_SCALE * torch.randn(n_cells, n_edges)) if self.edge_normalization else None
+        )
+        edges = all_edges(n_intermediate)
+        # (n_edges, n_edges) bool: same[e, f] when edges e and f end in the same intermediate node
+        dst = torch.tensor([d for _, d in edges])
+        self.register_buffer("_same_node", (dst[:, None] == dst[None, :]) & (dst[:, None] <= n_intermediate),
+                             persistent=False)
 
     # ------------------------------------------------------------ parameter groups
     def arch_parameters(self) -> list[nn.Parameter]:
-        """The architecture weights (optimised on the validation split)."""
-        return [self.alphas]
+        """The architecture weights (optimised on the validation split): alphas (and betas)."""
+        return [self.alphas] if self.betas is None else [self.alphas, self.betas]
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        """Every network weight except the alphas (optimised on the training split)."""
-        return [p for name, p in self.named_parameters() if name != "alphas"]
+        """Every network weight except the alphas and betas (optimised on the training split)."""
+        return [p for name, p in self.named_parameters() if name not in ("alphas", "betas")]
+
+    def edge_weights(self) -> torch.Tensor | None:
+        """``(n_cells, n_edges)`` PC-DARTS edge weights: softmax of ``betas`` over the edges
+        into each intermediate node (they sum to 1 per node), 1 for edges into the output
+        node; None without edge normalisation."""
+        if self.betas is None:
+            return None
+        same = self._same_node
+        # row e: the betas of the edges into e's node (others masked; finite, so rows of
+        # output edges stay finite too and pass no NaN into the gradient)
+        logits = self.betas[:, None, :].masked_fill(~same, -1e9)  # (n_cells, n_edges, n_edges)
+        w = torch.softmax(logits, dim=-1)
+        own = torch.diagonal(w, dim1=-2, dim2=-1)  # weight of edge e among its node's edges
+        into_output = ~same.any(dim=-1)
+        return torch.where(into_output, torch.ones_like(own), own)
 
     def op_weights(self) -> torch.Tensor:
         """``softmax(alphas)`` over the ops: ``(n_cells, n_edges, n_ops)``, rows sum to 1."""
@@ -274,11 +309,13 @@ class Supernet(nn.Module):
         check_clip(x, self.in_channels, "supernet")
         net = self.backbone
         weights = self.op_weights()
+        edge_weights = self.edge_weights()
         t0 = x.shape[2]
         t1 = (t0 + 1) // 2
         x = net.stem(x)
         for b, cell in enumerate(net.cells):
-            x = cell(x, weights[0 if self.shared_alphas else b])
+            c = 0 if self.shared_alphas else b
+            x = cell(x, weights[c], None if edge_weights is None else edge_weights[c])
             if b < len(net.pools):
                 x = net.pools[b](x)
         x = net.up2(net.up1(x, t1), t0)

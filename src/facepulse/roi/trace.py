@@ -25,6 +25,7 @@ from facepulse.errors import ConfigError, InputError, NoFaceError
 from facepulse.face.detectors import Face, FaceDetector, make_detector
 from facepulse.face.tracker import FaceTracker
 from facepulse.io.video import FrameSource, open_video
+from facepulse.roi.regions import RegionSampler
 from facepulse.roi.skin import ROIS, anchor_points, roi_polygons, skin_mask_crop
 
 __all__ = ["FrameCallback", "Trace", "extract_trace", "resample_uniform"]
@@ -58,6 +59,10 @@ class Trace:
     n_detections : face-detector calls made (diagnostics: cost of the pass).
     n_roi_rebuilds : times the ROI was drawn: once at the start, then again each time the
         face changed shape (or scale) beyond what the affine map that carries the ROI follows.
+    region_rgb : (N, R, 3) float64 mean RGB of each candidate region
+        (:mod:`facepulse.roi.regions`), gaps handled as for ``rgb``; None unless
+        :func:`extract_trace` was asked for ``regions``.
+    region_names : the R region names.
     """
 
     timestamps_s: np.ndarray
@@ -73,6 +78,8 @@ class Trace:
     path: str | None = None
     n_detections: int = 0
     n_roi_rebuilds: int = 0
+    region_rgb: np.ndarray | None = None
+    region_names: tuple[str, ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -359,6 +366,7 @@ def extract_trace(
     level_match: bool = True,
     on_frame: FrameCallback | None = None,
     parallel: bool = True,
+    regions: tuple[str, ...] | list[str] | None = None,
 ) -> Trace:
     """Mean skin colour of the tracked face in every frame, in one streaming pass.
 
@@ -387,6 +395,10 @@ def extract_trace(
         buffer may be reused after it returns, so copy what you keep.
     parallel : run face detection in a worker thread, overlapping it with decoding
         (same results as the sequential loop; at most 4 decoded frames are held).
+    regions : also measure these candidate regions (``facepulse.roi.regions.REGIONS``
+        names, e.g. ``DEFAULT_REGIONS``) in the same pass: ``Trace.region_rgb``. ``rgb``
+        is then the ``"skin"`` region of the same sampler (or the first region), so the
+        frame is warped once.
 
     Returns
     -------
@@ -423,6 +435,10 @@ def extract_trace(
 
     info = source.info
     cache = _FaceFixedRoi(roi, colour_filter, mask_tol_px, level_match)
+    sampler = None
+    if regions is not None:
+        sampler = RegionSampler(tuple(regions), tol_px=mask_tol_px, level_match=level_match)
+    region_rows: list[np.ndarray | None] = []
     times: list[float] = []
     rgb_rows: list[tuple[float, float, float]] = []
     box_rows: list[np.ndarray] = []
@@ -439,16 +455,31 @@ def extract_trace(
             if face is None:
                 frames_without_face += 1
                 box_rows.append(nan_box)
+                if sampler is not None:
+                    region_rows.append(None)
+            elif sampler is not None:
+                means = sampler.update(frame, face)
+                region_rows.append(means)
+                row = means[_main_region(sampler.names)]
+                mean = tuple(float(v) for v in row) if np.isfinite(row).all() else None
+                box_rows.append(face.box_xyxy)
             else:
                 cache.update(frame, face)
                 mean = cache.mean_rgb(frame)
                 box_rows.append(face.box_xyxy)
             times.append(t_s)
             rgb_rows.append(nan3 if mean is None else mean)
-            counts.append(cache.count if mean is not None else 0)
+            if sampler is not None:
+                counts.append(int(sampler.count[_main_region(sampler.names)]) if mean is not None else 0)
+            else:
+                counts.append(cache.count if mean is not None else 0)
             if mean is not None and (index >= preview_at or preview_frame is None):
                 preview_frame = frame.copy()
-                preview_mask = cache.full_mask(frame.shape[:2])
+                if sampler is not None:
+                    masks = sampler.masks_in_frame(frame.shape[:2])
+                    preview_mask = masks[sampler.names[_main_region(sampler.names)]]
+                else:
+                    preview_mask = cache.full_mask(frame.shape[:2])
                 if index >= preview_at:
                     # Known length: keep the middle frame. Unknown: keep frames at doubling
                     # indices, so the last one kept lies in the second half of the video.
@@ -475,6 +506,15 @@ def extract_trace(
             "but its skin ROI held no skin-coloured pixels in any of them"
         )
     rgb, valid, interpolated = _fill_gaps(timestamps_s, rgb, measured, max_gap_s, info.fps)
+    region_rgb = None
+    if sampler is not None:
+        region_rgb = _region_array(region_rows, sampler.n_regions)
+        for r in range(sampler.n_regions):
+            seen = np.isfinite(region_rgb[:, r, 0])
+            if seen.any():
+                region_rgb[:, r], _, _ = _fill_gaps(timestamps_s, region_rgb[:, r], seen, max_gap_s, info.fps)
+            # a region is only as valid as the frame: long no-face gaps stay NaN
+            region_rgb[~valid, r] = np.nan
     return Trace(
         timestamps_s=timestamps_s,
         rgb=rgb,
@@ -488,8 +528,24 @@ def extract_trace(
         interpolated=interpolated,
         path=info.path,
         n_detections=tracker.n_detections - detections_before,
-        n_roi_rebuilds=cache.rebuilds,
+        n_roi_rebuilds=sampler.rebuilds if sampler is not None else cache.rebuilds,
+        region_rgb=region_rgb,
+        region_names=sampler.names or () if sampler is not None else (),
     )
+
+
+def _main_region(names: tuple[str, ...] | None) -> int:
+    """Index of the region that stands for the single-ROI ``rgb`` trace."""
+    return names.index("skin") if names and "skin" in names else 0
+
+
+def _region_array(rows: list[np.ndarray | None], n_regions: int) -> np.ndarray:
+    """(N, R, 3) from per-frame (R, 3) rows, NaN where a frame had no face."""
+    out = np.full((len(rows), n_regions, 3), np.nan)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = row
+    return out
 
 
 def _fill_gaps(

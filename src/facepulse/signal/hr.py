@@ -330,6 +330,8 @@ class WindowedHR:
     snr_db : de Haan SNR of the window at its own HR, in dB; NaN where ``hr_bpm`` is.
     valid_fraction : fraction of the window's samples that were valid (finite and
         marked valid), in [0, 1].
+    confidence : in [0, 1] per window where the estimator reports one (the fused
+        estimator, :func:`facepulse.signal.fusion.fuse_pulses`), else None.
     """
 
     t_center_s: np.ndarray
@@ -338,6 +340,7 @@ class WindowedHR:
     hr_bpm: np.ndarray
     snr_db: np.ndarray
     valid_fraction: np.ndarray
+    confidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.hr_bpm)

@@ -27,6 +27,7 @@ IBI_RANGE_S: tuple[float, float] = (0.28, 1.5)
 
 #: Beats closer than this are one beat reported twice (half the shortest IBI in IBI_RANGE_S).
 _MIN_BEAT_SEPARATION_S = 0.14
+_CHARLTON_WINDOW_S = 8.0  # neurokit2 MSPTDfast analysis window (s)
 
 #: Fewest clean inter-beat intervals hrv_metrics accepts.
 MIN_IBIS = 5
@@ -102,10 +103,16 @@ def detect_beats(
             continue
         y = filtered[seg]
         y_up = scipy.signal.resample_poly(y, up, 1) if up > 1 else y
+        # neurokit2's MSPTDfast fails on a signal no longer than its 8 s analysis window:
+        # pad such a segment by reflection and keep the beats inside the real samples.
+        pad = max(0, int(_CHARLTON_WINDOW_S * fs_up) + 2 - len(y_up))
+        pad_l, pad_r = pad // 2, pad - pad // 2
+        y_nk = np.pad(y_up, (pad_l, pad_r), mode="reflect") if pad else y_up
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # neurokit2 warns about its own internals
-            info = nk.ppg_findpeaks(y_up, sampling_rate=int(round(fs_up)), method="charlton")
-        idx = np.asarray(info[key], dtype=np.int64)
+            info = nk.ppg_findpeaks(y_nk, sampling_rate=int(round(fs_up)), method="charlton")
+        idx = np.asarray(info[key], dtype=np.int64) - pad_l
+        idx = idx[(idx >= 0) & (idx < len(y_up))]
         # Snap to the extremum within +-30 ms: near its window edges MSPTDfast can report
         # an index a few samples off.
         reach = max(1, round(0.03 * fs_up))

@@ -86,7 +86,7 @@ class PhysiologyParams(_Section):
     """The simulated person's cardiorespiratory state.
 
     hr_bpm : mean heart rate at the start of the video (beats per minute).
-    hr_trajectory : a name in :data:`facepulse.synth.physiology.HR_TRAJECTORIES`:
+    hr_trajectory : a name in :data:`facepulse.synth.trajectories.HR_TRAJECTORIES`:
         "constant", "drift" (linear from ``hr_bpm`` to ``hr_end_bpm``) or "step"
         (``hr_bpm`` then a raised-cosine change to ``hr_end_bpm`` centred at
         ``hr_change_time_s`` and lasting ``hr_change_duration_s``).
@@ -126,7 +126,7 @@ class PhysiologyParams(_Section):
     beat_jitter: float = 0.05
 
     def _check(self) -> None:
-        from facepulse.synth.physiology import HR_TRAJECTORIES  # registry; imports this module
+        from facepulse.synth.trajectories import HR_TRAJECTORIES
 
         if self.hr_trajectory not in HR_TRAJECTORIES:
             raise _fail(

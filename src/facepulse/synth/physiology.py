@@ -10,14 +10,13 @@ waveform (located on a 1 kHz grid), so PPG, HR and beats are consistent by const
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal as sps
 
-from facepulse.registry import Registry
 from facepulse.synth.params import HR_MAX_BPM, HR_MIN_BPM, PhysiologyParams
+from facepulse.synth.trajectories import HR_TRAJECTORIES
 
 # The phase is integrated on this fine grid; trapezoidal error is O(dt^2) -> < 1e-6 beat.
 _FINE_RATE_HZ = 1000.0
@@ -72,34 +71,6 @@ def pulse_template(phase: np.ndarray, diastolic_gain: np.ndarray | float = 1.0) 
     diastolic = waves[:, _DIASTOLIC_WAVES] @ amps[_DIASTOLIC_WAVES]
     y = systolic + np.asarray(diastolic_gain) * diastolic
     return (y - _TEMPLATE_MIN) / (_TEMPLATE_MAX - _TEMPLATE_MIN)
-
-
-#: Shapes of the mean HR over time, by name: ``f(t_s, params, duration_s) -> (N,)`` the
-#: fraction of the way from ``params.hr_bpm`` to ``params.hr_end_bpm`` at each time.
-HR_TRAJECTORIES: Registry[Callable[[np.ndarray, PhysiologyParams, float], np.ndarray]] = Registry(
-    "hr trajectory"
-)
-
-
-@HR_TRAJECTORIES.register("constant")
-def _constant(t_s: np.ndarray, params: PhysiologyParams, duration_s: float) -> np.ndarray:
-    """hr_bpm throughout."""
-    return np.zeros_like(t_s)
-
-
-@HR_TRAJECTORIES.register("drift")
-def _drift(t_s: np.ndarray, params: PhysiologyParams, duration_s: float) -> np.ndarray:
-    """Linear drift from hr_bpm at the start to hr_end_bpm at the end."""
-    return np.clip(t_s / duration_s, 0.0, 1.0)
-
-
-@HR_TRAJECTORIES.register("step")
-def _step(t_s: np.ndarray, params: PhysiologyParams, duration_s: float) -> np.ndarray:
-    """hr_bpm, then a raised-cosine change to hr_end_bpm lasting hr_change_duration_s."""
-    centre = duration_s / 2 if params.hr_change_time_s is None else params.hr_change_time_s
-    half = max(params.hr_change_duration_s, 1e-6) / 2
-    x = np.clip((t_s - (centre - half)) / (2 * half), 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * x)  # Hann-window edge: smooth start and end
 
 
 def hr_trajectory_bpm(t_s: np.ndarray, params: PhysiologyParams, duration_s: float) -> np.ndarray:

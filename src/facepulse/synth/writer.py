@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from facepulse.errors import ConfigError
+from facepulse.errors import ConfigError, FacepulseError
+from facepulse.executors.base import Executor, Job, Resources, RunProgress, TaskContext
 from facepulse.synth.codecs import CODECS
 from facepulse.synth.params import CodecParams, SynthParams
 from facepulse.synth.seeds import check_seed, video_seed
@@ -50,6 +50,11 @@ FRAME_COLUMNS = (
     "pose_dx_px", "pose_dy_px", "pose_angle_deg", "pose_scale",
     "skin_r", "skin_g", "skin_b", "skin_pixels",
 )
+
+
+#: What rendering one video needs: one core (encoders run single-threaded) and memory for
+#: the renderer's textures and the encoder at 640x480.
+SYNTH_RESOURCES = Resources(cpus=1.0, memory_mb=1024)
 
 
 def video_id(index: int) -> str:
@@ -130,13 +135,13 @@ def apply_codec(frames: np.ndarray, fps: float, codec: CodecParams) -> np.ndarra
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    """``write(tmp)`` then rename onto ``path`` (:func:`facepulse.fileio.atomic_path`)."""
+    from facepulse.fileio import atomic_path
+
+    # the fixed temporary name of earlier versions, left by a killed run: ours, remove it
+    path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+    with atomic_path(path, path.suffix) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -176,7 +181,7 @@ def write_video(
 
     A folder that already has ``meta.json`` is left untouched (``skipped=True``).
     """
-    from facepulse import __version__
+    from facepulse.version import __version__
     from facepulse.synth.generator import Renderer
 
     folder = Path(folder)
@@ -261,6 +266,7 @@ def write_dataset(
     base: SynthParams | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> list[VideoResult]:
     """Generate (or finish generating) a dataset of ``n_videos`` synthetic videos.
 
@@ -274,13 +280,16 @@ def write_dataset(
     seed : master seed; video i uses ``video_seed(seed, i)``.
     base : duration and camera size / frame rate (see :func:`sample_params`).
     overrides : dotted parameter fields forced on every video, e.g. ``{"codec.crf": 35}``.
-    progress : show a Rich progress bar.
+    progress : show a Rich progress bar (videos done / failed / left, frames/s).
+    executor : where the videos are rendered, one job each (:mod:`facepulse.executors`;
+        default this process). Parameters are drawn here, so any executor writes the same
+        bytes. A video that fails does not stop the others; FacepulseError after them.
 
     Returns
     -------
     One VideoResult per video, in index order.
     """
-    from facepulse import __version__
+    from facepulse.version import __version__
     from facepulse.synth.scenarios import SCENARIOS, sample_params
 
     if isinstance(n_videos, bool) or not isinstance(n_videos, int) or n_videos < 1:
@@ -314,51 +323,40 @@ def write_dataset(
     n_total = max(n_videos, n_before)
     _write_text(dataset_file, _json({**config, "n_videos": n_total, "generator_version": __version__}))
 
-    n_frames_each = first.n_frames
-    results: list[VideoResult] = []
-    bar = _progress(progress, n_videos * n_frames_each)
+    jobs: list[Job] = []
+    done: dict[int, VideoResult] = {}
+    for i in range(n_videos):
+        folder = out / VIDEOS_DIR / video_id(i)
+        if (folder / META_FILE).is_file():  # finished by an earlier run
+            done[i] = VideoResult(folder, int(json.loads((folder / META_FILE).read_text())["n_frames"]), True)
+            continue
+        vseed = video_seed(seed, i)
+        params = first if i == 0 else sample_params(scenario, vseed, base, overrides)
+        meta_extra = {"index": i, "master_seed": seed, "scenario": scenario}
+        jobs.append(Job(video_id(i), _synth_job, (folder, params, vseed, meta_extra)))
+
+    if executor is None:
+        from facepulse.executors.local import LocalExecutor
+
+        executor = LocalExecutor(1)
+    bar = RunProgress(len(jobs), f"synth {out.name or out}", enabled=progress)
     try:
-        for i in range(n_videos):
-            vseed = video_seed(seed, i)
-            params = first if i == 0 else sample_params(scenario, vseed, base, overrides)
-            folder = out / VIDEOS_DIR / video_id(i)
-            bar.describe(f"video {i + 1}/{n_videos}")
-            result = write_video(
-                folder, params, vseed,
-                meta_extra={"index": i, "master_seed": seed, "scenario": scenario},
-                on_frame=bar.advance,
-            )
-            if result.skipped:
-                bar.advance(n_frames_each)
-            results.append(result)
+        outcomes = executor.run(jobs, SYNTH_RESOURCES, bar)
     finally:
         bar.close()
-    return results
+    failed = {o.key: o.error for o in outcomes if o.error is not None}
+    for o in outcomes:
+        if o.error is None:
+            done[int(o.key[1:])] = o.value
+    if failed:
+        first_id = min(failed)
+        raise FacepulseError(
+            f"{out}: {len(failed)} of {n_videos} videos failed ({first_id}: {failed[first_id]}); "
+            "the others are written, run again to retry"
+        )
+    return [done[i] for i in range(n_videos)]
 
 
-class _progress:
-    """Rich progress bar over frames, or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self._bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("frames"), TimeRemainingColumn(),
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("synth", total=total)
-
-    def describe(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=text)
-
-    def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+def _synth_job(folder: Path, params: SynthParams, seed: int, meta_extra: dict[str, Any], *,
+               ctx: TaskContext) -> VideoResult:
+    return write_video(folder, params, seed, meta_extra=meta_extra, on_frame=lambda: ctx.frames(1))

@@ -41,16 +41,15 @@ Item = dict[str, Any]
 def augment_specs(augment: AugmentConfig, clip_len: int) -> list[dict[str, Any]]:
     """The :func:`facepulse.augment.build_augment` specs of an :class:`AugmentConfig`.
 
-    ``hr_resample`` -> ``hr_balance`` (first: it changes the clip length from 2T to T);
-    ``erase_p`` -> ``erase``; ``flip_p`` -> ``hflip``; ``color_jitter = j`` ->
+    ``hr_resample`` is not in the chain: :class:`ClipDataModule` loads 2T frames per
+    training clip and *adds* HR-balanced copies (:class:`facepulse.augment.HRBalancedClips`);
+    ``erase_p`` -> ``erase`` (fill ``erase_fill``); ``flip_p`` -> ``hflip``; ``color_jitter = j`` ->
     ``color_jitter`` with brightness ``j`` and per-channel colour gain ``j / 4`` (the
     ratio of the augmentation's own defaults, 0.2 / 0.05).
     """
     specs: list[dict[str, Any]] = []
-    if augment.hr_resample:
-        specs.append({"name": "hr_balance", "out_frames": clip_len})
     if augment.erase_p > 0:
-        specs.append({"name": "erase", "p": augment.erase_p})
+        specs.append({"name": "erase", "p": augment.erase_p, "fill": augment.erase_fill})
     if augment.flip_p > 0:
         specs.append({"name": "hflip", "p": augment.flip_p})
     if augment.color_jitter > 0:
@@ -235,12 +234,28 @@ class ClipDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = train
         self.val_set: Dataset | None = val
         self.test_set: Dataset | None = test
+        self._balanced: Dataset | None = None
 
     @property
     def source_clip_len(self) -> int:
         """Frames per training clip before augmentation (2T with HR resampling)."""
         t = self.config.data.clip_len
+        t = 2 * t if self.config.augment.hr_resample else t
         return self.augment.source_frames(t) if self.augment is not None else t
+
+    def train_clips(self) -> Dataset:
+        """The training clips as the loader serves them: with ``augment.hr_resample``, every
+        clip at real speed plus a resampled copy of each clip outside 70-90 bpm
+        (:class:`facepulse.augment.HRBalancedClips`)."""
+        if self.train_set is None:
+            raise ConfigError("data: no training clips (call setup first, or give train=)")
+        if not self.config.augment.hr_resample:
+            return self.train_set
+        from facepulse.augment import HRBalance, HRBalancedClips
+
+        if self._balanced is None or self._balanced.base is not self.train_set:
+            self._balanced = HRBalancedClips(self.train_set, HRBalance(out_frames=self.config.data.clip_len))
+        return self._balanced
 
     def prepare_data(self) -> None:
         """Fill the preprocessing cache once (Lightning calls this on one process per
@@ -304,9 +319,7 @@ class ClipDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            raise ConfigError("data: no training clips (call setup first, or give train=)")
-        return self._loader(self.train_set, True, self.augment)
+        return self._loader(self.train_clips(), True, self.augment)
 
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:

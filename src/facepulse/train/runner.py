@@ -20,7 +20,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,32 @@ def _config_callback(config: ExperimentConfig):
     return ExperimentInCheckpoint()
 
 
+def _validate_at_end_callback():
+    import lightning as L
+
+    class ValidateAtEnd(L.Callback):
+        """Make the last training batch of a run a validation point, however short the run.
+
+        A run whose ``max_steps`` ends mid-epoch (or whose ``val_check_interval`` does not
+        fall on its last batch) would otherwise end without validating: no monitored
+        metric, no ``best.ckpt``, and early stopping asking for a metric that does not
+        exist. Asking the trainer to stop on that batch makes Lightning validate there
+        (it validates before stopping early); the checkpoints then see the metric. Kind
+        agnostic: it serves every training kind whatever its ``monitor``.
+        """
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            epoch_loop = trainer.fit_loop.epoch_loop
+            last_step = trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+            last_epoch = trainer.max_epochs is not None and trainer.max_epochs >= 0 and (
+                trainer.current_epoch + 1 >= trainer.max_epochs
+            )
+            if last_step or (last_epoch and epoch_loop.batch_progress.is_last_batch):
+                trainer.should_stop = True
+
+    return ValidateAtEnd()
+
+
 def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any] = (), progress: bool | None = None):
     """The ``lightning.Trainer`` of an experiment: checkpoints, early stopping, loggers."""
     import lightning as L
@@ -91,9 +118,12 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
     last = ModelCheckpoint(
         dirpath=run_dir, filename=Path(LAST_CKPT).stem, monitor=None, save_top_k=1, enable_version_counter=False
     )
-    all_callbacks: list[Any] = [best, last, _config_callback(config)]
+    all_callbacks: list[Any] = [best, last, _config_callback(config), _validate_at_end_callback()]
     if t.early_stopping_patience is not None:
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience))
+        # strict=False: a run without any validation data must not crash on the metric
+        all_callbacks.append(
+            EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience, strict=False)
+        )
     all_callbacks.extend(callbacks)
     # one version folder per start (logs/version_N): a resumed run keeps the earlier metrics
     loggers: list[Any] = [CSVLogger(run_dir, name="logs")]
@@ -122,7 +152,7 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
         logger=loggers,
         default_root_dir=run_dir,
         enable_progress_bar=progress,
-        enable_model_summary=progress,
+        enable_model_summary=False,  # no table between our messages (issue 17)
         # deterministic kernels are free on CPU; on GPUs some 3D ops have none (warn only)
         deterministic=True if t.accelerator == "cpu" else "warn",
         # the datamodule's SeededSampler shards the clips over DDP ranks itself
@@ -151,8 +181,12 @@ def run_experiment(
     """
     import lightning as L
 
+    from facepulse.models import inline_model_params
     from facepulse.train.tasks import get_task
 
+    # checkpoints store the config: a genotype goes in as itself, not as a relative path
+    params = inline_model_params(config.model.name, config.model.params)
+    config = config.model_copy(update={"model": config.model.model_copy(update={"params": params})})
     run_dir = config.run_dir
     last = run_dir / LAST_CKPT
     resumed = bool(resume and last.is_file())
@@ -165,13 +199,14 @@ def run_experiment(
     module = builder(config)
     if datamodule is None:
         datamodule = _default_datamodule(config, module)
-    trainer = build_trainer(config, module, callbacks, progress)
-    if trainer.is_global_zero:
-        save_config(config, run_dir / CONFIG_FILE)
-    with warnings.catch_warnings():
-        # the run directory holds config.yaml (and last.ckpt when resuming) by design
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
+    with _quiet_lightning():
+        trainer = build_trainer(config, module, callbacks, progress)
+        if trainer.is_global_zero:
+            save_config(config, run_dir / CONFIG_FILE)
+        with warnings.catch_warnings():
+            # the run directory holds config.yaml (and last.ckpt when resuming) by design
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
 
     ckpt_cb = trainer.checkpoint_callback
     has_best = ckpt_cb is not None and bool(ckpt_cb.best_model_path) and (run_dir / BEST_CKPT).is_file()
@@ -190,6 +225,30 @@ def run_experiment(
         trainer=trainer,
         module=module,
     )
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's start-up banner (GPU/TPU available, tips, "configured so...") and its
+    hints about data-loader workers stay out of facepulse's output; its warnings about
+    real problems (level WARNING) still show."""
+    import logging
+
+    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+            warnings.filterwarnings("ignore", category=PossibleUserWarning)
+            warnings.filterwarnings("ignore", message=r".*treespec.*deprecated")  # torch/Lightning internals
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _default_datamodule(config: ExperimentConfig, module: Any) -> Any:

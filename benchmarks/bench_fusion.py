@@ -1,0 +1,273 @@
+"""Accuracy and speed of the fused multi-region estimator (issue 11) on real video.
+
+Accuracy, in one run on the clips of ``../shared/data`` (6 ``ubfc_rppg_dev`` subjects, 2
+vitallens clips): every single method on the forehead-and-cheeks ROI, every region on its
+own (its methods fused), the fused default (``method="auto"``) and its ablations, next to
+vitallens' POS / CHROM (``pip install vitallens``; they decode with the ffmpeg binary) and,
+where ``out/peer/FacePhys.rlap/*.json`` exist (``benchmarks/peer_openrppg.py``), open-rppg's
+FacePhys. Every estimate and the reference go through the same 10 s / 1 s windows.
+
+Metrics: 10-s windowed HR MAE (primary), whole-video MAE / RMSE / Pearson r. The
+whole-video reference is given two ways: the periodogram peak of the whole reference PPG
+(``ref=periodogram``, as the data README lists it) and the median of its windowed HR
+(``ref=median``, the same definition as the fused estimator's whole-video HR).
+
+Speed, as a user meets it: ``facepulse predict`` as a process from start to exit, next to
+a process that only decodes the clip with PyAV and vitallens' CHROM as a process, in the
+same run.
+
+    python benchmarks/bench_fusion.py --out out/bench_fusion [--skip-speed] [--skip-accuracy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_predict import clips  # noqa: E402  (the real clips and their references)
+
+WINDOW_S = 10.0
+STEP_S = 1.0
+SPEED_VIDEO = "ubfc_rppg_dev/subject9/vid.mp4"  # 68 s, 640x480
+
+
+def _windows(result) -> np.ndarray:
+    return np.asarray(result.windows.hr_bpm, dtype=float)
+
+
+def reference(ppg: np.ndarray, t_s: np.ndarray, fps: float) -> dict:
+    from facepulse.pipeline import result_from_pulse
+    from facepulse.roi.trace import resample_uniform
+
+    ok = np.isfinite(ppg)
+    tu, pu = resample_uniform(t_s[ok], ppg[ok, None], fps)
+    r = result_from_pulse(tu, pu[:, 0], fps, method="reference", window_s=WINDOW_S, step_s=STEP_S)
+    win = _windows(r)
+    return {"periodogram": float(r.hr_bpm), "median": float(np.nanmedian(win)), "windows": win}
+
+
+def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
+    from facepulse.face.detectors import make_detector
+    from facepulse.face.tracker import FaceTracker
+    from facepulse.io.video import open_video
+    from facepulse.methods import METHODS
+    from facepulse.pipeline import predict_from_regions, predict_from_trace
+    from facepulse.roi.regions import DEFAULT_REGIONS
+    from facepulse.roi.trace import extract_trace, resample_uniform
+    from facepulse.signal.fusion import candidate_pulses, fuse_pulses
+
+    trace = extract_trace(open_video(clip["video"]), FaceTracker(make_detector("auto")), regions=DEFAULT_REGIONS)
+    ts, fps = trace.timestamps_s, trace.fps
+    ref = reference(clip["reference"].ppg_on_frames(ts), ts, fps)
+    est: dict[str, dict] = {}
+
+    def keep(name: str, whole: float, windows: np.ndarray, conf: np.ndarray | None = None) -> None:
+        est[name] = {"whole": float(whole), "windows": np.asarray(windows, float).tolist(),
+                     "confidence": None if conf is None else np.asarray(conf, float).tolist()}
+
+    t0 = time.perf_counter()
+    fused = predict_from_regions(ts, trace.region_rgb, fps, region_names=trace.region_names,
+                                 window_s=WINDOW_S, step_s=STEP_S)
+    fused_s = time.perf_counter() - t0
+    keep("facepulse auto (fused)", fused.hr_bpm, _windows(fused), fused.windows.confidence)
+    for m in METHODS.names():
+        r = predict_from_trace(ts, trace.rgb, fps, method=m, window_s=WINDOW_S, step_s=STEP_S)
+        keep(f"facepulse {m} (skin ROI)", r.hr_bpm, _windows(r))
+    names = list(trace.region_names)
+    # each region alone, its methods fused and tracked
+    singles = [n for n in names if not n.startswith("grid_")]
+    for n in singles + ["grid (all cells)"]:
+        sel = [i for i, x in enumerate(names) if (x.startswith("grid_") if n.startswith("grid") else x == n)]
+        r = predict_from_regions(ts, trace.region_rgb[:, sel], fps, region_names=[names[i] for i in sel],
+                                 window_s=WINDOW_S, step_s=STEP_S)
+        keep(f"region {n}", r.hr_bpm, _windows(r))
+    # ablations of the fused estimator
+    tu, flat = resample_uniform(ts, trace.region_rgb.reshape(ts.size, -1), fps)
+    rgb_u = flat.reshape(tu.size, len(names), 3)
+    valid = np.isfinite(rgb_u).all(axis=2).any(axis=1)
+    pulses, cands = candidate_pulses(rgb_u, fps, region_names=names)
+    for label, kw in {
+        "no tracking": {"track": False},
+        "no whitening": {"tilt": 0.0},
+        "no agreement weight": {"agreement": False},
+        "no SNR cap": {"snr_cap_db": 60.0},
+        "pos+chrom only": None,
+    }.items():
+        if kw is None:
+            sel = [i for i, c in enumerate(cands) if c.endswith(("/pos", "/chrom"))]
+            f = fuse_pulses(pulses[sel], fps, candidates=[cands[i] for i in sel], valid=valid)
+        else:
+            f = fuse_pulses(pulses, fps, candidates=cands, valid=valid, **kw)
+        keep(f"auto, {label}", np.nanmedian(f.hr_bpm), f.hr_bpm)
+    if vitallens:
+        from facepulse.pipeline import result_from_pulse
+        from vitallens import VitalLens
+
+        frames = np.stack([f for _, f in open_video(clip["video"])])
+        for m in ("pos", "chrom"):
+            res = VitalLens(method=m, export_to_json=False)(frames, fps=fps)[0]
+            wave = np.asarray(res["waveforms"]["ppg_waveform"]["data"], float)
+            tw, ww = resample_uniform(ts[: wave.size], wave[:, None], fps)
+            r = result_from_pulse(tw, ww[:, 0], fps, method=m, window_s=WINDOW_S, step_s=STEP_S)
+            keep(f"vitallens {m}", r.hr_bpm, _windows(r))
+        del frames
+    peer = Path("out/peer/FacePhys.rlap") / f"{clip['name'].replace('/', '_')}.json"
+    if peer.exists():
+        from facepulse.pipeline import result_from_pulse
+
+        data = json.loads(peer.read_text())
+        t_p, bvp = np.asarray(data["t_s"], float), np.asarray(data["bvp"], float)
+        ok = np.isfinite(bvp)
+        tw, ww = resample_uniform(t_p[ok] - t_p[ok][0], bvp[ok, None], fps)
+        r = result_from_pulse(tw, ww[:, 0], fps, method="FacePhys", window_s=WINDOW_S, step_s=STEP_S)
+        keep("open-rppg FacePhys.rlap", r.hr_bpm, _windows(r))
+    return {"clip": clip["name"], "ref": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()},
+            "est": est, "fused_backend_s": fused_s, "regions": names,
+            "fused_quality": fused.quality, "fused_hr_bpm": fused.hr_bpm}
+
+
+def table(rows: list[dict]) -> dict:
+    from facepulse.eval.metrics import summarize
+
+    out = {}
+    for name in rows[0]["est"]:
+        have = [r for r in rows if name in r["est"]]
+        pred = np.array([r["est"][name]["whole"] for r in have])
+        entry = {"n_clips": len(have)}
+        for ref_kind in ("periodogram", "median"):
+            ref = np.array([r["ref"][ref_kind] for r in have])
+            s = summarize(pred, ref)
+            entry[f"whole_{ref_kind}"] = {k: s[k] for k in ("mae", "rmse", "pearson_r")}
+            entry[f"within3_{ref_kind}"] = int(np.sum(np.abs(pred - ref) <= 3.0))
+        errs = []
+        for r in have:
+            p = np.asarray(r["est"][name]["windows"], float)
+            q = np.asarray(r["ref"]["windows"], float)
+            k = min(p.size, q.size)
+            e = np.abs(p[:k] - q[:k])
+            errs.append(e[np.isfinite(e)])
+        e = np.concatenate(errs)
+        entry["window_mae"] = float(e.mean())
+        entry["n_windows"] = int(e.size)
+        ubfc = [np.abs(np.asarray(r["est"][name]["windows"], float)[: len(r["ref"]["windows"])]
+                       - np.asarray(r["ref"]["windows"], float)[: len(r["est"][name]["windows"])])
+                for r in have if r["clip"].startswith("ubfc")]
+        if ubfc:
+            u = np.concatenate(ubfc)
+            entry["window_mae_ubfc"] = float(np.nanmean(u))
+        out[name] = entry
+    return out
+
+
+def confidence_bins(rows: list[dict]) -> list[dict]:
+    """Windowed error of the fused estimator by confidence quartile (is it thresholdable?)."""
+    errs, confs = [], []
+    for r in rows:
+        e = r["est"]["facepulse auto (fused)"]
+        p, c = np.asarray(e["windows"], float), np.asarray(e["confidence"], float)
+        q = np.asarray(r["ref"]["windows"], float)
+        k = min(p.size, q.size)
+        errs.append(np.abs(p[:k] - q[:k]))
+        confs.append(c[:k])
+    err, conf = np.concatenate(errs), np.concatenate(confs)
+    ok = np.isfinite(err) & np.isfinite(conf)
+    err, conf = err[ok], conf[ok]
+    edges = np.quantile(conf, [0, 0.25, 0.5, 0.75, 1.0])
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf >= lo) & (conf <= hi)
+        out.append({"confidence": [float(lo), float(hi)], "n": int(m.sum()), "mae": float(err[m].mean()),
+                    "share_over_5bpm": float(np.mean(err[m] > 5))})
+    return out
+
+
+def _time_process(cmd: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-500:]}")
+    return wall
+
+
+def speed(video: Path, repeats: int, vitallens: bool) -> dict:
+    facepulse = str(Path(sys.executable).with_name("facepulse"))
+    decode = [sys.executable, "-c",
+              "import sys, av\nc = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'\n"
+              "n = sum(1 for f in c.decode(s) if f.to_ndarray(format='rgb24') is not None)\nprint(n)", str(video)]
+    cmds = {
+        "decode only (PyAV, to RGB)": decode,
+        "facepulse predict (auto)": [facepulse, "predict", str(video), "-q"],
+        "facepulse predict --method pos": [facepulse, "predict", str(video), "-q", "--method", "pos"],
+    }
+    if vitallens:
+        cmds["vitallens chrom (file)"] = [sys.executable, "-c",
+                                          "import sys\nfrom vitallens import VitalLens\n"
+                                          "VitalLens(method='chrom', export_to_json=False)(sys.argv[1])", str(video)]
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(repeats):  # interleaved, so load changes hit every command alike
+        for name, cmd in cmds.items():
+            times[name].append(_time_process(cmd))
+    base = min(times["decode only (PyAV, to RGB)"])
+    out = {name: {"best_s": min(t), "all_s": t, "x_decode": min(t) / base} for name, t in times.items()}
+    if vitallens:
+        out["facepulse predict (auto)"]["x_vitallens_chrom"] = (
+            min(times["facepulse predict (auto)"]) / min(times["vitallens chrom (file)"])
+        )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="out/bench_fusion")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import vitallens  # noqa: F401
+
+        have_vl = True
+    except ImportError:
+        have_vl = False
+    meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_before": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M"), "vitallens": have_vl}
+    report: dict = {"meta": meta}
+    if not args.skip_accuracy:
+        rows = []
+        for clip in clips():
+            row = estimates_for_clip(clip, have_vl)
+            rows.append(row)
+            f = row["est"]["facepulse auto (fused)"]
+            print(f"{row['clip']}: ref {row['ref']['periodogram']:.1f} (median {row['ref']['median']:.1f}) | "
+                  f"auto {f['whole']:.1f} | pos {row['est']['facepulse pos (skin ROI)']['whole']:.1f}", flush=True)
+        report["clips"] = rows
+        report["table"] = table(rows)
+        report["confidence_bins"] = confidence_bins(rows)
+        for name, e in report["table"].items():
+            print(f"{name:34s} win {e['window_mae']:6.2f}  whole(periodogram) {e['whole_periodogram']['mae']:6.2f}"
+                  f"  whole(median) {e['whole_median']['mae']:6.2f}  r {e['whole_periodogram']['pearson_r']:.2f}"
+                  f"  within3 {e['within3_periodogram']}/{e['n_clips']}")
+        print(json.dumps(report["confidence_bins"], indent=1))
+    if not args.skip_speed:
+        report["speed"] = speed(Path(os.environ.get("FACEPULSE_DATA", "../shared/data")) / SPEED_VIDEO,
+                                args.repeats, have_vl)
+        meta["load_after"] = os.getloadavg()
+        print(json.dumps(report["speed"], indent=1))
+    (out / "bench_fusion.json").write_text(json.dumps(report, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Estimators: what `facepulse evaluate` scores, by kind (registry ``ESTIMATORS``).
+
+An estimator turns one cached video into a :class:`~facepulse.pipeline.PredictionResult`
+(pulse, HR, windows) through the prediction path of ``facepulse predict``:
+
+- ``method``: a classic rPPG method on the cached RGB trace
+  (:func:`facepulse.pipeline.predict_from_trace`);
+- ``model``: a trained model on the cached face crops
+  (:func:`facepulse.pipeline.predict_from_face_frames`).
+
+Register a factory in ``ESTIMATORS`` to make a new kind available to
+:func:`facepulse.eval.evaluate.evaluate_dataset` and the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+from facepulse.datasets.cache import CachedVideo
+from facepulse.errors import ConfigError
+from facepulse.pipeline import PredictionResult
+from facepulse.registry import Registry
+
+__all__ = ["ESTIMATORS", "MethodEstimator", "ModelEstimator", "PulseEstimator", "make_estimator"]
+
+
+@runtime_checkable
+class PulseEstimator(Protocol):
+    """Turns one cached video into a pulse and HR figures.
+
+    ``name`` labels the results; ``needs_clips`` says whether it reads the face crops
+    (then the cache must hold them). ``estimate`` must return a PredictionResult whose
+    ``timestamps_s`` are the video's frame times and whose windows come from
+    :func:`facepulse.pipeline.result_from_pulse` with the given window settings, so they
+    line up with the reference's windows.
+    """
+
+    name: str
+    needs_clips: bool
+
+    def estimate(
+        self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
+    ) -> PredictionResult: ...
+
+
+#: Estimator factories by kind: ``ESTIMATORS.get(kind)(spec) -> PulseEstimator``.
+ESTIMATORS: Registry[Callable[[str], PulseEstimator]] = Registry("estimator")
+
+
+@ESTIMATORS.register("method", help="a classic rPPG method (facepulse.methods) on the cached RGB trace")
+@dataclass(frozen=True)
+class MethodEstimator:
+    """A classic rPPG method on the cached RGB trace: the back half of ``facepulse.predict``."""
+
+    method: str
+    needs_clips: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        from facepulse.methods import METHODS
+
+        METHODS.get(self.method)  # unknown names fail before any video is read
+
+    @property
+    def name(self) -> str:
+        return self.method
+
+    def estimate(
+        self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
+    ) -> PredictionResult:
+        from facepulse.pipeline import predict_from_trace
+
+        return predict_from_trace(
+            video.timestamps_s,
+            video.rgb,
+            video.fps,
+            method=self.method,
+            window_s=window_s,
+            step_s=step_s,
+            band_bpm=band_bpm,
+            source=video.source_path,
+            frames_without_face=video.frames_without_face,
+            boxes=video.boxes,
+        )
+
+
+def make_estimator(kind: str, spec: str) -> PulseEstimator:
+    """Build a registered estimator, e.g. ``make_estimator("method", "pos")``."""
+    return ESTIMATORS.get(kind)(spec)
+
+
+@ESTIMATORS.register("model", help="a trained model (.ckpt of facepulse train, or .onnx) on the cached face crops")
+class ModelEstimator:
+    """``facepulse evaluate --model``: a trained model on a cached video's face crops.
+
+    The cache's crops must have the model's size (preprocess with ``size`` =
+    ``info.size``); they are resampled to the model's frame rate, run in overlapping
+    clips, and scored through :func:`facepulse.pipeline.predict_from_face_frames`, the
+    HR path of ``facepulse predict --model`` and of the classic methods.
+    """
+
+    needs_clips = True
+
+    def __init__(self, spec: str | Path) -> None:
+        from facepulse.models.inference import load_model
+
+        self.path = Path(spec)
+        self.runner = load_model(self.path)
+        self.info = self.runner.info
+        self.name = f"model:{self.info.name} ({self.path.name})"
+
+    def estimate(
+        self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
+    ) -> PredictionResult:
+        from facepulse.pipeline import predict_from_face_frames
+
+        if video.clip_size != self.info.size:
+            raise ConfigError(
+                f"{video.path}: face crops are {video.clip_size} px but {self.path.name} takes "
+                f"{self.info.size} px (preprocess with size {self.info.size})"
+            )
+        return predict_from_face_frames(
+            video, video.clips(), self.runner, window_s=window_s, step_s=step_s, band_bpm=band_bpm,
+            source=video.source_path,
+        )

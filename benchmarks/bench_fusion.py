@@ -100,6 +100,8 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
         "no whitening": {"tilt": 0.0},
         "no agreement weight": {"agreement": False},
         "no SNR cap": {"snr_cap_db": 60.0},
+        "harmonic support 0.5": {"harmonic_weight": 0.5},
+        "whitening fixed at 1/f": {"tilt": 1.0},
         "pos+chrom only": None,
     }.items():
         if kw is None:

@@ -76,6 +76,16 @@ def test_evaluation_reproduces_predict_on_ubfc(ubfc_cache):
     assert chrom.videos[0].hr_ref_bpm == video.hr_ref_bpm
     np.testing.assert_array_equal(chrom.videos[0].window_hr_ref_bpm, video.window_hr_ref_bpm)
 
+    # The fused default reads the cached region traces: the figures of predict's default.
+    fused = evaluate_dataset(reader, MethodEstimator("auto"), records=records, cache_dir=ubfc_cache,
+                             config=config, keep_predictions=True)
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+    (fv,) = fused.videos
+    direct_auto = facepulse.predict(records[0].video_path)
+    assert fv.hr_pred_bpm == direct_auto.hr_bpm
+    np.testing.assert_array_equal(fv.window_hr_pred_bpm, direct_auto.windows.hr_bpm)
+    np.testing.assert_array_equal(fv.window_hr_ref_bpm, video.window_hr_ref_bpm)
+
 
 # -------------------------------------------------------------------- synthetic
 

@@ -276,19 +276,9 @@ def predict_from_face_frames(
     band_bpm = _check_band(band_bpm)
     fps = float(runner.info.fps)
     t_uniform, frames_uniform = resample_frames(trace.timestamps_s, frames, fps)
-    span_s = t_uniform[-1] - t_uniform[0] + 1.0 / fps
-    if span_s < window_s:
-        raise SignalTooShortError(
-            f"{source}: video is {span_s:.1f} s long, shorter than one {window_s:g} s analysis window "
-            "(use a shorter --window)"
-        )
-    pulse = video_pulse(runner, frames_uniform)
     valid_uniform = np.interp(t_uniform, trace.timestamps_s, trace.valid.astype(float)) > 0.5
-    if valid_uniform.sum() < window_s * fps:
-        raise SignalTooShortError(
-            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
-            f"less than one {window_s:g} s analysis window"
-        )
+    _check_long_enough(source, t_uniform, valid_uniform, fps, window_s)
+    pulse = video_pulse(runner, frames_uniform)
     pulse[~valid_uniform] = np.nan
     return result_from_pulse(
         t_uniform,
@@ -339,16 +329,7 @@ def predict_from_trace(
         raise ConfigError(f"rgb must be (N, 3) with one row per timestamp, got {rgb.shape}")
     t_uniform, rgb_uniform = resample_uniform(timestamps_s, rgb, fps)
     valid_uniform = np.all(np.isfinite(rgb_uniform), axis=1)
-    if t_uniform[-1] - t_uniform[0] + 1.0 / fps < window_s:
-        raise SignalTooShortError(
-            f"{source}: video is {t_uniform[-1] - t_uniform[0] + 1.0 / fps:.1f} s long, "
-            f"shorter than one {window_s:g} s analysis window (use a shorter --window)"
-        )
-    if valid_uniform.sum() < window_s * fps:
-        raise SignalTooShortError(
-            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
-            f"less than one {window_s:g} s analysis window"
-        )
+    _check_long_enough(source, t_uniform, valid_uniform, fps, window_s)
 
     warnings_: list[str] = []
     if method != "green" and _is_grayscale(rgb_uniform):
@@ -435,9 +416,7 @@ def result_from_pulse(
     )
     _add_warnings(quality, extra_warnings)
 
-    valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
-    bvp_frames = np.interp(timestamps_s, t_uniform, filled)
-    bvp_frames[~valid_frames] = np.nan
+    valid_frames, bvp_frames = _on_frames(timestamps_s, t_uniform, valid_uniform, filled)
     if rgb is None:
         rgb = np.full((timestamps_s.size, 3), np.nan)
     return PredictionResult(
@@ -495,7 +474,7 @@ def predict_from_regions(
     from facepulse.signal.fusion import DEFAULT_FUSION_METHODS, candidate_pulses, fuse_pulses
     from facepulse.signal.hr import WindowedHR
     from facepulse.signal.hrv import detect_beats
-    from facepulse.signal.quality import hr_quality
+    from facepulse.signal.quality import hr_quality, hrv_gate
 
     band_bpm = _check_band(band_bpm)
     timestamps_s = np.asarray(timestamps_s, dtype=float)
@@ -508,17 +487,7 @@ def predict_from_regions(
     t_uniform, flat = resample_uniform(timestamps_s, region_rgb.reshape(n_frames, -1), fps)
     rgb_uniform = flat.reshape(t_uniform.size, n_regions, 3)
     valid_uniform = np.isfinite(rgb_uniform).all(axis=2).any(axis=1)
-    span_s = t_uniform[-1] - t_uniform[0] + 1.0 / fps
-    if span_s < window_s:
-        raise SignalTooShortError(
-            f"{source}: video is {span_s:.1f} s long, shorter than one {window_s:g} s analysis window "
-            "(use a shorter --window)"
-        )
-    if valid_uniform.sum() < window_s * fps:
-        raise SignalTooShortError(
-            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
-            f"less than one {window_s:g} s analysis window"
-        )
+    _check_long_enough(source, t_uniform, valid_uniform, fps, window_s)
     warnings_: list[str] = []
     methods = tuple(methods) if methods is not None else DEFAULT_FUSION_METHODS
     if _is_grayscale(rgb_uniform[valid_uniform].reshape(-1, 3)):
@@ -553,8 +522,14 @@ def predict_from_regions(
     hr_bpm = _weighted_median(fusion.hr_bpm[ok], np.nan_to_num(fusion.confidence[ok]) + 1e-3)
     whole_snr_db = float(np.median(fusion.snr_db[ok]))
     bvp_uniform = fusion.pulse
-    beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
-    hrv, hrv_reason = _gated_hrv(beat_times_s, windows, confidence=fusion.confidence)
+    # beats (and HRV) only from a pulse clean enough to show them: from a noisy one they
+    # are noise, and skipping them saves the beat detector's cost
+    noisy = hrv_gate(np.zeros(0), windows.t_center_s, windows.hr_bpm, confidence=fusion.confidence)
+    if noisy is not None and "noisy" in noisy:
+        beat_times_s, hrv, hrv_reason = np.zeros(0), _nan_hrv(), noisy
+    else:
+        beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)
+        hrv, hrv_reason = _gated_hrv(beat_times_s, windows, confidence=fusion.confidence)
     quality = hr_quality(
         fusion.confidence,
         fusion.snr_db,
@@ -563,9 +538,7 @@ def predict_from_regions(
         agreement=fusion.agreement,
     )
     _add_warnings(quality, warnings_)
-    valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
-    bvp_frames = np.interp(timestamps_s, t_uniform, np.nan_to_num(bvp_uniform))
-    bvp_frames[~valid_frames] = np.nan
+    valid_frames, bvp_frames = _on_frames(timestamps_s, t_uniform, valid_uniform, np.nan_to_num(bvp_uniform))
     if rgb is None:
         rgb = np.full((timestamps_s.size, 3), np.nan)
     return PredictionResult(
@@ -593,6 +566,33 @@ def predict_from_regions(
         regions=tuple(region_names) if region_names is not None else (),
         fusion=fusion,
     )
+
+
+def _check_long_enough(
+    source: str, t_uniform: np.ndarray, valid_uniform: np.ndarray, fps: float, window_s: float
+) -> None:
+    """SignalTooShortError unless the video, and its part with a face, fill one window."""
+    span_s = t_uniform[-1] - t_uniform[0] + 1.0 / fps
+    if span_s < window_s:
+        raise SignalTooShortError(
+            f"{source}: video is {span_s:.1f} s long, shorter than one {window_s:g} s analysis window "
+            "(use a shorter --window)"
+        )
+    if valid_uniform.sum() < window_s * fps:
+        raise SignalTooShortError(
+            f"{source}: only {valid_uniform.sum() / fps:.1f} s of the video has a face, "
+            f"less than one {window_s:g} s analysis window"
+        )
+
+
+def _on_frames(
+    timestamps_s: np.ndarray, t_uniform: np.ndarray, valid_uniform: np.ndarray, pulse_uniform: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validity and pulse mapped from the regular grid back onto the frame times."""
+    valid_frames = np.interp(timestamps_s, t_uniform, valid_uniform.astype(float)) > 0.5
+    bvp_frames = np.interp(timestamps_s, t_uniform, pulse_uniform)
+    bvp_frames[~valid_frames] = np.nan
+    return valid_frames, bvp_frames
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

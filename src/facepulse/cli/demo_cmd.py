@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Folder for the clip and the results.")] = Path("out/demo"),
         hr_bpm: Annotated[float, typer.Option(help="True heart rate of the synthetic subject.")] = 72.0,
         duration_s: Annotated[float, typer.Option(help="Clip length (s).")] = 20.0,
-        method: Annotated[str, typer.Option(help="rPPG method.")] = "pos",
+        method: Annotated[str, typer.Option(help="rPPG method (auto = fused, the default).")] = "auto",
         seed: Annotated[int, typer.Option(help="Random seed of the clip.")] = 0,
     ) -> None:
         """Render a 640x480 synthetic face clip with a known pulse, then run `predict` on it."""

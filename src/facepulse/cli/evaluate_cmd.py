@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         dataset: Annotated[str, typer.Option("--dataset", help="Dataset reader (e.g. ubfc-rppg, synthetic).")],
         data: Annotated[Path, typer.Option("--data", help="Dataset folder.")],
-        method: Annotated[str, typer.Option("--method", help="rPPG method (see `facepulse methods`).")] = "pos",
+        method: Annotated[
+            str, typer.Option("--method", help="rPPG method: auto (fused, the default) or one of `facepulse methods`.")
+        ] = "auto",
         window: Annotated[float, typer.Option("--window", help="HR window length (s).")] = 10.0,
         step: Annotated[float, typer.Option("--step", help="HR window step (s).")] = 1.0,
         out: Annotated[

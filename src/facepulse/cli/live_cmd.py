@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         json_lines: Annotated[
             bool, typer.Option("--json-lines", help="One JSON object per update on stdout (t_s, hr_bpm, confidence, snr_db, face).")
         ] = False,
-        method: Annotated[str, typer.Option(help="rPPG method (see `facepulse methods`).")] = "pos",
+        method: Annotated[str, typer.Option(help="rPPG method: auto (fused, the default) or one of `facepulse methods`.")] = "auto",
         detector: Annotated[str, typer.Option(help="Face detector: auto, mediapipe, haar.")] = "auto",
         face_index: Annotated[Optional[int], typer.Option(help="Which face: 0 = largest (default), 1 = next...")] = None,
         duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of stream time.")] = None,

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         loop: Annotated[bool, typer.Option("--loop", help="A file --source: start again at the end.")] = False,
         window: Annotated[float, typer.Option(help="Analysis window (s).")] = 10.0,
         update_every: Annotated[float, typer.Option(help="Seconds between updates.")] = 1.0,
-        method: Annotated[str, typer.Option(help="rPPG method (see `facepulse methods`).")] = "pos",
+        method: Annotated[str, typer.Option(help="rPPG method: auto (fused, the default) or one of `facepulse methods`.")] = "auto",
         detector: Annotated[str, typer.Option(help="Face detector: auto, mediapipe, haar.")] = "auto",
         max_sessions: Annotated[int, typer.Option(help="Browser camera sessions at once.")] = 4,
     ) -> None:

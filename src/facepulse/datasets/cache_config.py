@@ -18,7 +18,7 @@ from facepulse.roi.crops import BOX_SCALE, BOX_SMOOTH_S
 __all__ = ["FORMAT", "FORMAT_VERSION", "PreprocessConfig", "cache_path", "cache_root", "file_stem"]
 
 FORMAT = "facepulse-cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-region traces (region_rgb) for the fused estimator
 SUFFIX = ".h5"
 TMP_SUFFIX = ".tmp"
 # Settings that only change how bytes are stored, not what is stored: not hashed.

@@ -80,6 +80,15 @@ class CachedVideo:
         return self._read("rgb")
 
     @cached_property
+    def region_rgb(self) -> np.ndarray | None:
+        """(N, R, 3) mean RGB of each candidate region (the fused estimator's input)."""
+        return self._read("region_rgb")
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(json.loads(self._file.attrs.get("region_names", "[]")))
+
+    @cached_property
     def valid(self) -> np.ndarray:
         return self._read("valid").astype(bool)
 

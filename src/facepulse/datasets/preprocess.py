@@ -70,6 +70,7 @@ def preprocess_record(
     from facepulse.face.detectors import make_detector
     from facepulse.face.tracker import FaceTracker
     from facepulse.roi.crops import ClipCropper, half_window
+    from facepulse.roi.regions import DEFAULT_REGIONS
     from facepulse.roi.trace import extract_trace
 
     config = (config or PreprocessConfig()).resolved()
@@ -100,7 +101,9 @@ def preprocess_record(
         # The same tracker and trace settings as facepulse.predict, so the cached trace
         # gives exactly the figures of the predict path.
         tracker = FaceTracker(make_detector(config.detector))
-        trace = extract_trace(source, tracker, max_gap_s=config.max_gap_s, roi=config.roi, on_frame=on_frame)
+        trace = extract_trace(
+            source, tracker, max_gap_s=config.max_gap_s, roi=config.roi, on_frame=on_frame, regions=DEFAULT_REGIONS
+        )
         if cropper is not None:
             for crop in cropper.finish():
                 writer.add(*crop)
@@ -112,6 +115,7 @@ def preprocess_record(
             "interpolated": trace.interpolated,
             "boxes": trace.boxes,
             "n_skin_px": trace.n_skin_px,
+            "region_rgb": trace.region_rgb,
             **ref_arrays,
         }
         info = source.info
@@ -131,6 +135,7 @@ def preprocess_record(
             "config_hash": config.hash(),
             "frames_without_face": int(trace.frames_without_face),
             "n_detections": int(trace.n_detections),
+            "region_names": json.dumps(list(trace.region_names)),
             "facepulse_version": __version__,
             **ref_attrs,
         }

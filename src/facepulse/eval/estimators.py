@@ -4,7 +4,8 @@ An estimator turns one cached video into a :class:`~facepulse.pipeline.Predictio
 (pulse, HR, windows) through the prediction path of ``facepulse predict``:
 
 - ``method``: a classic rPPG method on the cached RGB trace
-  (:func:`facepulse.pipeline.predict_from_trace`);
+  (:func:`facepulse.pipeline.predict_from_trace`), or ``auto``, the fused estimator on
+  the cached region traces (:func:`facepulse.pipeline.predict_from_regions`);
 - ``model``: a trained model on the cached face crops
   (:func:`facepulse.pipeline.predict_from_face_frames`).
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 from facepulse.datasets.cache import CachedVideo
-from facepulse.errors import ConfigError
+from facepulse.errors import ConfigError, InputError
 from facepulse.pipeline import PredictionResult
 from facepulse.registry import Registry
 
@@ -60,8 +61,10 @@ class MethodEstimator:
 
     def __post_init__(self) -> None:
         from facepulse.methods import METHODS
+        from facepulse.pipeline import FUSED_METHOD
 
-        METHODS.get(self.method)  # unknown names fail before any video is read
+        if self.method != FUSED_METHOD:
+            METHODS.get(self.method)  # unknown names fail before any video is read
 
     @property
     def name(self) -> str:
@@ -70,8 +73,27 @@ class MethodEstimator:
     def estimate(
         self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
     ) -> PredictionResult:
-        from facepulse.pipeline import predict_from_trace
+        from facepulse.pipeline import FUSED_METHOD, predict_from_regions, predict_from_trace
 
+        if self.method == FUSED_METHOD:
+            region_rgb = video.region_rgb
+            if region_rgb is None:
+                raise InputError(
+                    f"{video.path}: the cache holds no region traces (made by an older facepulse); preprocess again"
+                )
+            return predict_from_regions(
+                video.timestamps_s,
+                region_rgb,
+                video.fps,
+                region_names=video.region_names,
+                window_s=window_s,
+                step_s=step_s,
+                band_bpm=band_bpm,
+                source=video.source_path,
+                frames_without_face=video.frames_without_face,
+                rgb=video.rgb,
+                boxes=video.boxes,
+            )
         return predict_from_trace(
             video.timestamps_s,
             video.rgb,

@@ -205,7 +205,10 @@ class RunProgress:
         else:
             self.failed += 1
             if self.bar is not None:
-                self.bar.console.print(f"[red]FAILED[/red] {result.key}: {result.error}", markup=True, highlight=False)
+                from rich.markup import escape
+
+                self.bar.console.print(f"[red]FAILED[/red] {escape(result.key)}: {escape(str(result.error))}",
+                                       highlight=False)
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done + self.failed, status=self.status())
 

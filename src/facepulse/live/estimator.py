@@ -6,9 +6,13 @@ one row per frame (the per-frame work is the same ROI machinery as
 along with it). :meth:`LiveEstimator.update` analyses only the buffered RGB rows of the
 last ``window_s`` seconds (a few hundred numbers): frames are never re-processed.
 
-Everything that turns the buffer into a number lives in :meth:`LiveEstimator._analyse`
-(and the ROI in :meth:`LiveEstimator._measure`): swap those two for multi-region traces,
-quality-driven fusion and HR tracking without touching the callers.
+With ``method="auto"`` (the default, as in ``facepulse predict``) each frame gives the
+mean colour of every candidate region (:class:`facepulse.roi.regions.RegionSampler`),
+each update fuses every region x method pulse of the window by its quality
+(:func:`facepulse.signal.fusion.fuse_pulses`) and carries the HR forward with the
+forward pass of the same Viterbi tracker (:mod:`facepulse.signal.tracking`): the HR may
+move between updates only as fast as a heart rate does. A method name runs that one
+method on the forehead-and-cheeks ROI.
 
 >>> est = LiveEstimator(window_s=10)                         # doctest: +SKIP
 >>> for t_s, frame in frames:                                 # doctest: +SKIP
@@ -105,7 +109,8 @@ class LiveEstimator:
     ----------
     window_s : analysis window (seconds): each update uses the last ``window_s`` seconds.
     band_bpm : HR search band (beats/min).
-    method : rPPG method over the window (a ``facepulse.methods.METHODS`` name).
+    method : ``"auto"`` (every region x method, fused, tracked across updates) or one
+        ``facepulse.methods.METHODS`` name on the skin ROI.
     analysis_fps : the buffered trace is resampled onto a regular grid at this rate
         (frames arrive at whatever rate the camera or browser manages).
     max_gap_s : gaps without a face up to this long are interpolated; longer ones split
@@ -122,7 +127,7 @@ class LiveEstimator:
         window_s: float = 10.0,
         *,
         band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
-        method: str = "pos",
+        method: str = "auto",
         analysis_fps: float = 30.0,
         max_gap_s: float = 1.0,
         min_fill: float = 0.8,
@@ -132,7 +137,8 @@ class LiveEstimator:
     ) -> None:
         from facepulse.methods import METHODS
 
-        METHODS.get(method)  # unknown method: ConfigError listing the known ones
+        if method != "auto":
+            METHODS.get(method)  # unknown method: ConfigError listing the known ones
         lo, hi = (float(b) for b in band_bpm)
         if not 0 < lo < hi:
             raise ConfigError(f"band_bpm: need 0 < low < high, got {lo}..{hi}")
@@ -161,12 +167,14 @@ class LiveEstimator:
     def reset(self) -> None:
         """Forget everything (a new subject, a restarted stream)."""
         self._t[:] = np.nan
-        self._rgb[:] = np.nan
+        self._rgb = np.full((self.capacity, 3), np.nan)  # (capacity, 3) or (capacity, R, 3)
         self._n = 0  # rows ever pushed (the ring's write position is _n % capacity)
         self._last_t: float | None = None
         self._last_face_t: float | None = None
         self._face_now = False
         self._roi = None
+        self._track_score: np.ndarray | None = None  # forward Viterbi scores over the HR grid
+        self._track_t: float | None = None
         self.n_frames = 0
         self.n_frames_with_face = 0
 
@@ -201,10 +209,17 @@ class LiveEstimator:
         self.push_rgb(t_s, rgb)
         self._face_now = face is not None
 
-    def _measure(self, frame_rgb: np.ndarray, face: Face) -> tuple[float, float, float] | None:
-        """Mean skin colour of ``face`` in this frame (the ROI carried along with the face)."""
+    def _measure(self, frame_rgb: np.ndarray, face: Face) -> np.ndarray | tuple[float, float, float] | None:
+        """Mean colour of ``face``'s regions in this frame, ``(R, 3)`` (auto) or the skin
+        ROI's ``(3,)`` (one method); the regions are carried along with the face."""
         from facepulse.roi.trace import _FaceFixedRoi
 
+        if self.method == "auto":
+            from facepulse.roi.regions import DEFAULT_REGIONS, RegionSampler
+
+            if self._roi is None:
+                self._roi = RegionSampler(DEFAULT_REGIONS)
+            return self._roi.update(frame_rgb, face)
         if self._roi is None:
             self._roi = _FaceFixedRoi(self.roi_name, colour_filter=True, tol_px=None, level_match=True)
         self._roi.update(frame_rgb, face)
@@ -217,7 +232,14 @@ class LiveEstimator:
             return
         i = self._n % self.capacity
         self._t[i] = t_s
-        self._rgb[i] = np.nan if rgb is None else np.asarray(rgb, dtype=np.float64)
+        if rgb is None:
+            self._rgb[i] = np.nan
+        else:
+            row = np.asarray(rgb, dtype=np.float64)
+            if row.shape != self._rgb.shape[1:]:
+                # the first face fixes the number of regions: rows so far had no face
+                self._rgb = np.full((self.capacity, *row.shape), np.nan)
+            self._rgb[i] = row
         self._n += 1
         self._last_t = t_s
         self._face_now = rgb is not None
@@ -248,9 +270,10 @@ class LiveEstimator:
         return self._analyse(t_s, t, rgb)
 
     def _analyse(self, t_s: float, t: np.ndarray, rgb: np.ndarray) -> LiveUpdate:
-        """Window rows (times ``t`` (N,), mean skin colour ``rgb`` (N, 3), NaN = no face)
-        -> estimate. The one place that turns the buffer into an HR (swap point for
-        multi-region fusion and HR tracking)."""
+        """Window rows (times ``t`` (N,), mean colours ``rgb`` (N, 3) or (N, R, 3), NaN =
+        no face) -> estimate."""
+        if self.method == "auto":
+            return self._analyse_fused(t_s, t, rgb if rgb.ndim == 3 else rgb[:, None, :])
         from facepulse.methods import apply_method
         from facepulse.roi.trace import _fill_gaps, resample_uniform
         from facepulse.signal.filters import bandpass, finite_segments
@@ -283,6 +306,59 @@ class LiveEstimator:
         hr = estimate_hr_bpm(filled, fps, band_bpm=self.band_bpm)
         snr = snr_db(filled, fps, hr)
         return LiveUpdate(t_s, hr, confidence_from_snr(snr), snr, face, "ok", fill, wave_t, wave)
+
+    def _analyse_fused(self, t_s: float, t: np.ndarray, rgb: np.ndarray) -> LiveUpdate:
+        """The fused estimator over the window, tracked from update to update."""
+        from facepulse.roi.trace import _fill_gaps, resample_uniform
+        from facepulse.signal.fusion import candidate_pulses, fuse_pulses
+        from facepulse.signal.tracking import track_confidence
+
+        fps = self.analysis_fps
+        face = self._face_now
+        no_hr_status = "warming up" if face else "no face"
+        n_rows, n_regions, _ = rgb.shape
+        measured = np.isfinite(rgb).all(axis=(1, 2))
+        if measured.sum() < 2:
+            self._track_score = None  # the face is gone: the next one starts a new track
+            return LiveUpdate(t_s, None, 0.0, None, face, no_hr_status)
+        flat = rgb.reshape(n_rows, -1)
+        flat, _valid, _interp = _fill_gaps(t, flat, measured, self.max_gap_s, fps)
+        t_u, flat_u = resample_uniform(t, flat, fps)
+        usable = np.isfinite(flat_u).all(axis=1)
+        fill = float(min(1.0, usable.sum() / (self.window_s * fps)))
+        if fill < self.min_fill or usable.sum() < 2 * 60.0 / self.band_bpm[0] * fps:
+            return LiveUpdate(t_s, None, 0.0, None, face, no_hr_status, fill)
+        # the longest stretch with a face (gaps over max_gap_s split the window)
+        from facepulse.signal.filters import finite_segments
+
+        seg = max(finite_segments(usable), key=lambda s: s.stop - s.start)
+        if seg.stop - seg.start < 2 * 60.0 / self.band_bpm[0] * fps:
+            return LiveUpdate(t_s, None, 0.0, None, face, no_hr_status, fill)
+        region_u = flat_u[seg].reshape(-1, n_regions, 3)
+        pulses, names = candidate_pulses(region_u, fps, band_bpm=self.band_bpm)
+        span_s = pulses.shape[1] / fps
+        fused = fuse_pulses(pulses, fps, candidates=names, window_s=span_s, step_s=span_s,
+                            band_bpm=self.band_bpm, track=False)
+        evidence = fused.spectrum[-1]
+        grid = fused.grid_bpm
+        log_evidence = np.log(evidence + 1e-6 * evidence.max() + 1e-300)
+        dt = t_s - self._track_t if self._track_t is not None else None
+        if self._track_score is None or self._track_score.shape != grid.shape or dt is None or dt <= 0:
+            score = log_evidence
+        else:  # one forward step of the tracker of facepulse.signal.tracking
+            sigma = 3.0 * dt
+            delta = grid[:, None] - grid[None, :]
+            transition = np.where(np.abs(delta) <= 10.0 * dt, -0.5 * (delta / sigma) ** 2, -np.inf)
+            score = np.max(self._track_score[None, :] + transition, axis=1) + log_evidence
+        score = score - score.max()
+        self._track_score, self._track_t = score, t_s
+        hr = float(grid[int(np.argmax(score))])
+        confidence = float(track_confidence(evidence[None, :], grid, np.array([hr]))[0])
+        snr = float(fused.snr_db[-1]) if np.isfinite(fused.snr_db[-1]) else None
+        bvp = np.full(t_u.shape[0], np.nan)
+        bvp[seg] = fused.pulse
+        wave_t, wave = self._wave(t_u, bvp)
+        return LiveUpdate(t_s, hr, confidence, snr, face, "ok", fill, wave_t, wave)
 
     def _wave(self, t_u: np.ndarray, bvp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keep = t_u > t_u[-1] - self.wave_s

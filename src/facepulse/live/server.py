@@ -63,7 +63,7 @@ class ServeConfig:
 
     window_s: float = 10.0
     update_every_s: float = 1.0
-    method: str = "pos"
+    method: str = "auto"
     detector: str = "auto"
     source: str | None = None
     realtime: bool = True

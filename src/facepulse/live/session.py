@@ -79,7 +79,7 @@ class LivePipeline:
         *,
         update_every_s: float = 1.0,
         detector: Any = "auto",
-        method: str = "pos",
+        method: str = "auto",
         band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
         face_index: int | None = None,
         estimator: LiveEstimator | None = None,

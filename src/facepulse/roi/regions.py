@@ -29,6 +29,7 @@ import numpy as np
 
 from facepulse.face.detectors import Face
 from facepulse.registry import Registry
+from facepulse.roi.carry import AnchorFit
 from facepulse.roi.skin import _has_mesh, anchor_points, roi_polygons, skin_colour_filter
 
 __all__ = [
@@ -258,8 +259,7 @@ class RegionSampler:
         self._mask_counts = np.zeros(0)
         self._size = (0, 0)  # crop (w, h)
         self._to_crop: np.ndarray | None = None  # (2, 3) reference frame -> crop pixels
-        self._anchors_h: np.ndarray | None = None
-        self._anchors_pinv: np.ndarray | None = None
+        self._anchor_fit: AnchorFit | None = None
         self._matrix: np.ndarray | None = None  # (2, 3) crop -> current frame pixels
         self._gain = np.ones((0, 3))
         self._complete = False
@@ -271,7 +271,7 @@ class RegionSampler:
     def reset(self) -> None:
         """Forget the face (the next update draws the regions afresh, same names)."""
         self._masks = None
-        self._anchors_pinv = None
+        self._anchor_fit = None
         self._matrix = None
         self._complete = False
 
@@ -303,18 +303,16 @@ class RegionSampler:
 
     def _fit(self, anchors: np.ndarray) -> tuple[np.ndarray, float, float] | None:
         """Affine map crop -> this frame, its RMS anchor residual (px) and its scale."""
-        if self._anchors_pinv is None or anchors.shape[0] != self._anchors_h.shape[0]:
+        fit = None if self._anchor_fit is None else self._anchor_fit.fit(anchors)
+        if fit is None:
             return None
-        transform = (self._anchors_pinv @ anchors).T  # (2, 3): reference frame -> this frame
-        residual = anchors - self._anchors_h @ transform.T
-        residual_px = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
-        scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
-        # crop -> reference frame is the inverse of _to_crop
-        a = self._to_crop[:, :2]
-        a_inv = np.linalg.inv(a)
+        transform, residual_px, scale = fit  # (2, 3): reference frame -> this frame
+        # crop -> reference frame (the inverse of _to_crop), then reference -> this frame
+        a_inv = np.linalg.inv(self._to_crop[:, :2])
         crop_to_ref = np.hstack([a_inv, -(a_inv @ self._to_crop[:, 2:])])
-        matrix = transform[:, :2] @ crop_to_ref[:, :2], transform[:, :2] @ crop_to_ref[:, 2] + transform[:, 2]
-        return np.hstack([matrix[0], matrix[1][:, None]]), residual_px, scale
+        linear = transform[:, :2] @ crop_to_ref[:, :2]
+        shift = transform[:, :2] @ crop_to_ref[:, 2] + transform[:, 2]
+        return np.hstack([linear, shift[:, None]]), residual_px, scale
 
     def _build(self, frame_rgb: np.ndarray, face: Face, anchors: np.ndarray) -> None:
         import cv2
@@ -346,8 +344,7 @@ class RegionSampler:
         self._mask_counts = masks.sum(axis=1).astype(np.float64)
         self._size = (w, h)
         self._to_crop = to_crop
-        self._anchors_h = np.hstack([anchors, np.ones((anchors.shape[0], 1))])
-        self._anchors_pinv = np.linalg.pinv(self._anchors_h)
+        self._anchor_fit = AnchorFit(anchors)
         # crop -> this (reference) frame
         self._matrix = np.array([[1 / scale, 0.0, lo[0]], [0.0, 1 / scale, lo[1]]])
         inside = x0 >= 0 and y0 >= 0 and x0 + size[0] <= width and y0 + size[1] <= height

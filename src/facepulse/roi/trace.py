@@ -25,6 +25,7 @@ from facepulse.errors import ConfigError, InputError, NoFaceError
 from facepulse.face.detectors import Face, FaceDetector, make_detector
 from facepulse.face.tracker import FaceTracker
 from facepulse.io.video import FrameSource, open_video
+from facepulse.roi.carry import AnchorFit
 from facepulse.roi.regions import RegionSampler
 from facepulse.roi.skin import ROIS, anchor_points, roi_polygons, skin_mask_crop
 
@@ -133,8 +134,7 @@ class _FaceFixedRoi:
         self.mask_u8: np.ndarray | None = None
         self._mask_count = 0
         self.origin = np.zeros(2)  # the crop's top-left corner, reference frame pixels
-        self._anchors_pinv: np.ndarray | None = None  # (3, K) least-squares solver
-        self._anchors_h: np.ndarray | None = None  # (K, 3) homogeneous reference anchors
+        self._anchor_fit: AnchorFit | None = None  # reference anchors -> this frame's
         self.matrix: np.ndarray | None = None  # (2, 3) crop pixels -> current frame pixels
         self.count = 0  # pixels averaged in the current frame
         self.complete = False  # the ROI was drawn whole (not cut by the frame's edge)
@@ -165,12 +165,10 @@ class _FaceFixedRoi:
 
     def _fit(self, anchors: np.ndarray) -> tuple[np.ndarray, float, float] | None:
         """Affine map reference crop -> this frame, its RMS anchor residual (px), its scale."""
-        if self._anchors_pinv is None or anchors.shape[0] != self._anchors_h.shape[0]:
+        fit = None if self._anchor_fit is None else self._anchor_fit.fit(anchors)
+        if fit is None:
             return None
-        transform = (self._anchors_pinv @ anchors).T  # (2, 3): reference frame -> this frame
-        residual = anchors - self._anchors_h @ transform.T
-        residual_px = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
-        scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+        transform, residual_px, scale = fit  # (2, 3): reference frame -> this frame
         # Crop pixels (u, v) are reference pixels (u, v) + origin.
         matrix = transform.copy()
         matrix[:, 2] += transform[:, :2] @ self.origin
@@ -187,9 +185,7 @@ class _FaceFixedRoi:
         inside = points.min() >= 0 and points[:, 0].max() < width and points[:, 1].max() < height
         self.complete = bool(inside and self.mask.any())
         self.origin = np.array([x0, y0], dtype=np.float64)
-        self._anchors_h = np.hstack([anchors, np.ones((anchors.shape[0], 1))])
-        # Box-only faces have 4 anchors (an exact fit); meshes 51 (a least-squares one).
-        self._anchors_pinv = np.linalg.pinv(self._anchors_h)
+        self._anchor_fit = AnchorFit(anchors)
         self.matrix = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])
         self.rebuilds += 1
 
@@ -397,8 +393,7 @@ def extract_trace(
         (same results as the sequential loop; at most 4 decoded frames are held).
     regions : also measure these candidate regions (``facepulse.roi.regions.REGIONS``
         names, e.g. ``DEFAULT_REGIONS``) in the same pass: ``Trace.region_rgb``. ``rgb``
-        is then the ``"skin"`` region of the same sampler (or the first region), so the
-        frame is warped once.
+        is unchanged (the ROI keeps its own full-resolution sampling).
 
     Returns
     -------
@@ -438,6 +433,8 @@ def extract_trace(
     sampler = None
     if regions is not None:
         sampler = RegionSampler(tuple(regions), tol_px=mask_tol_px, level_match=level_match)
+    # The single-ROI trace keeps its own full-resolution carried ROI, so that ``rgb`` is
+    # the same with or without regions (the sampler works on a reduced crop).
     region_rows: list[np.ndarray | None] = []
     times: list[float] = []
     rgb_rows: list[tuple[float, float, float]] = []
@@ -457,29 +454,18 @@ def extract_trace(
                 box_rows.append(nan_box)
                 if sampler is not None:
                     region_rows.append(None)
-            elif sampler is not None:
-                means = sampler.update(frame, face)
-                region_rows.append(means)
-                row = means[_main_region(sampler.names)]
-                mean = tuple(float(v) for v in row) if np.isfinite(row).all() else None
-                box_rows.append(face.box_xyxy)
             else:
+                if sampler is not None:
+                    region_rows.append(sampler.update(frame, face))
                 cache.update(frame, face)
                 mean = cache.mean_rgb(frame)
                 box_rows.append(face.box_xyxy)
             times.append(t_s)
             rgb_rows.append(nan3 if mean is None else mean)
-            if sampler is not None:
-                counts.append(int(sampler.count[_main_region(sampler.names)]) if mean is not None else 0)
-            else:
-                counts.append(cache.count if mean is not None else 0)
+            counts.append(cache.count if mean is not None else 0)
             if mean is not None and (index >= preview_at or preview_frame is None):
                 preview_frame = frame.copy()
-                if sampler is not None:
-                    masks = sampler.masks_in_frame(frame.shape[:2])
-                    preview_mask = masks[sampler.names[_main_region(sampler.names)]]
-                else:
-                    preview_mask = cache.full_mask(frame.shape[:2])
+                preview_mask = cache.full_mask(frame.shape[:2])
                 if index >= preview_at:
                     # Known length: keep the middle frame. Unknown: keep frames at doubling
                     # indices, so the last one kept lies in the second half of the video.
@@ -528,15 +514,10 @@ def extract_trace(
         interpolated=interpolated,
         path=info.path,
         n_detections=tracker.n_detections - detections_before,
-        n_roi_rebuilds=sampler.rebuilds if sampler is not None else cache.rebuilds,
+        n_roi_rebuilds=cache.rebuilds,
         region_rgb=region_rgb,
         region_names=sampler.names or () if sampler is not None else (),
     )
-
-
-def _main_region(names: tuple[str, ...] | None) -> int:
-    """Index of the region that stands for the single-ROI ``rgb`` trace."""
-    return names.index("skin") if names and "skin" in names else 0
 
 
 def _region_array(rows: list[np.ndarray | None], n_regions: int) -> np.ndarray:

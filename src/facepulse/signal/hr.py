@@ -23,6 +23,7 @@ __all__ = [
     "estimate_hr_bpm",
     "power_spectrum",
     "snr_db",
+    "window_starts",
     "windowed_hr",
 ]
 
@@ -365,6 +366,26 @@ def _time_axis(timestamps_s: np.ndarray | None, n: int, fps: float) -> np.ndarra
     return t
 
 
+def window_starts(t: np.ndarray, n_win: int, fps: float, step_s: float) -> np.ndarray:
+    """First sample of each sliding window: window k starts at the first sample at or
+    after ``t[0] + k * step_s`` (half a sample of slack), and ends inside the signal.
+
+    Parameters
+    ----------
+    t : (N,) sample times, seconds, increasing; N >= n_win.
+    n_win : samples per window.
+
+    Returns
+    -------
+    (W,) int64 sample indices.
+    """
+    n = t.shape[0]
+    last_start_t = t[n - n_win]
+    starts_t = t[0] + step_s * np.arange(int(np.floor((last_start_t - t[0]) / step_s + 1e-9)) + 1)
+    first = np.searchsorted(t, starts_t - 0.5 / fps)
+    return np.unique(first[first <= n - n_win]).astype(np.int64)
+
+
 def windowed_hr(
     bvp: np.ndarray,
     fps: float,
@@ -444,11 +465,7 @@ def windowed_hr(
         ok &= v.astype(bool)
     t = _time_axis(timestamps_s, n, fps)
 
-    # Window k starts at the first sample at or after t0 + k * step_s (half a sample of slack).
-    last_start_t = t[n - n_win]
-    starts_t = t[0] + step_s * np.arange(int(np.floor((last_start_t - t[0]) / step_s + 1e-9)) + 1)
-    first = np.searchsorted(t, starts_t - 0.5 / fps)
-    first = np.unique(first[first <= n - n_win])
+    first = window_starts(t, n_win, fps, step_s)
     idx = first[:, None] + np.arange(n_win)[None, :]
 
     ok_w = ok[idx]

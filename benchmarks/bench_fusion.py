@@ -103,10 +103,14 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
         "harmonic support 0.5": {"harmonic_weight": 0.5},
         "whitening fixed at 1/f": {"tilt": 1.0},
         "pos+chrom only": None,
+        "methods + lgi (6)": {"methods": ("pos", "chrom", "omit", "lgi", "pbv", "green")},
     }.items():
         if kw is None:
             sel = [i for i, c in enumerate(cands) if c.endswith(("/pos", "/chrom"))]
             f = fuse_pulses(pulses[sel], fps, candidates=[cands[i] for i in sel], valid=valid)
+        elif "methods" in kw:
+            p6, c6 = candidate_pulses(rgb_u, fps, region_names=names, methods=kw["methods"])
+            f = fuse_pulses(p6, fps, candidates=c6, valid=valid)
         else:
             f = fuse_pulses(pulses, fps, candidates=cands, valid=valid, **kw)
         keep(f"auto, {label}", np.nanmedian(f.hr_bpm), f.hr_bpm)
@@ -128,8 +132,14 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
 
         data = json.loads(peer.read_text())
         t_p, bvp = np.asarray(data["t_s"], float), np.asarray(data["bvp"], float)
-        ok = np.isfinite(bvp)
-        tw, ww = resample_uniform(t_p[ok] - t_p[ok][0], bvp[ok, None], fps)
+        ok = np.isfinite(bvp) & np.isfinite(t_p)
+        t_p, bvp = t_p[ok], bvp[ok]
+        # the peer forward-fills frames it could not decode: keep strictly increasing times
+        increasing = np.r_[True, np.diff(t_p) > 0]
+        while not increasing.all():
+            t_p, bvp = t_p[increasing], bvp[increasing]
+            increasing = np.r_[True, np.diff(t_p) > 0]
+        tw, ww = resample_uniform(t_p - t_p[0], bvp[:, None], fps)
         r = result_from_pulse(tw, ww[:, 0], fps, method="FacePhys", window_s=WINDOW_S, step_s=STEP_S)
         keep("open-rppg FacePhys.rlap", r.hr_bpm, _windows(r))
     return {"clip": clip["name"], "ref": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()},

@@ -29,7 +29,14 @@ from facepulse.contrastive import (
     saliency_temporal,
     valid_length,
 )
-from facepulse.contrastive.module import ContrastiveModule, check_config, frequency_contrast
+from facepulse.contrastive.module import (
+    ContrastiveModule,
+    check_config,
+    common_power,
+    frequency_contrast,
+    step_generator,
+    window_offsets,
+)
 from facepulse.errors import ConfigError, InputError
 from facepulse.losses import irrelevant_power_ratio, max_cross_correlation, psd_mse
 from facepulse.models import build_model
@@ -354,6 +361,89 @@ def test_module_step_with_memory_bank_and_saliency():
     out["loss"].backward()
     assert module.model.sampler.net.head.weight.grad.abs().sum() > 0
     assert all(k.startswith(("model.sampler.", "model.backbone.")) for k in module.state_dict())  # no queue in checkpoints
+
+
+# ------------------------------------------------------ issue 14: clip-position collapse
+class ClipLocked(nn.Module):
+    """A 'backbone' that ignores the video: ``k`` cycles per input clip, locked to its edges
+    (what the UBFC model had learned: the same waveform at every clip position)."""
+
+    def __init__(self, cycles: float = 8.0) -> None:
+        super().__init__()
+        self.cycles = cycles
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = torch.arange(x.shape[2], dtype=x.dtype) / x.shape[2]
+        return torch.sin(2 * math.pi * self.cycles * t).expand(x.shape[0], -1) + 0 * x.sum(dim=(1, 3, 4))
+
+
+def pulse_batch(n: int = 8, t_len: int = 128, seed: int = 0) -> torch.Tensor:
+    """(n, 3, t_len, 4, 4) clips whose pixels carry a tone of 60-150 bpm, random phase, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    hz = torch.linspace(1.0, 2.5, n)
+    phase = 2 * math.pi * torch.rand(n, generator=g)
+    t = torch.arange(t_len) / FPS
+    pulse = torch.sin(2 * math.pi * hz[:, None] * t + phase[:, None])
+    return 100 + 5 * pulse[:, None, :, None, None] + torch.randn(n, 3, t_len, 4, 4, generator=g)
+
+
+def contrast_loss(backbone: nn.Module, branches: str, clips: torch.Tensor, common: float = 0.0) -> dict:
+    config = load_config(None, ["kind=contrastive", "data.clip_len=128", "contrastive.n_views=8",
+                                f"contrastive.branches={branches}", f"contrastive.common_weight={common}"])
+    module = ContrastiveModule(config)
+    module.model = backbone
+    with torch.no_grad():
+        return {k: float(v) for k, v in module.step_losses({"clip": clips, "fps": FPS}, generator=step_generator(0, 0, 3)).items()}
+
+
+def test_shorter_negative_rewards_an_output_locked_to_the_clip():
+    """Issue 14's collapse: with the paper's shorter negative (L = 85 of 128 frames), an
+    output with a fixed number of cycles per clip moves to f * 128 / 85 in the negative, just
+    as a pulse moves to f * r: the triplet loss scores it like a perfect pulse reader. With
+    equal branch lengths it is penalised (anchor = negative), and the common-power term
+    sees it whatever the branches."""
+    clips = pulse_batch()
+    locked_cut = contrast_loss(ClipLocked(), "cut", clips)
+    reader_cut = contrast_loss(ChannelMean(), "cut", clips)
+    locked_equal = contrast_loss(ClipLocked(), "equal", clips)
+    reader_equal = contrast_loss(ChannelMean(), "equal", clips)
+    print(f"triplet loss cut: locked {locked_cut['loss']:.4f} reader {reader_cut['loss']:.4f}; "
+          f"equal: locked {locked_equal['loss']:.4f} reader {reader_equal['loss']:.4f}")
+    assert reader_cut["loss"] < 0 and reader_equal["loss"] < 0  # the pulse reader is rewarded either way
+    assert locked_cut["loss"] < 0.5 * reader_cut["loss"]  # ... and so is the collapse, with a shorter negative
+    print({k: round(v, 6) for k, v in locked_equal.items()})
+    # equal lengths: the negative is the anchor again (up to where the views fall)
+    assert locked_equal["negative"] < 0.1 * locked_equal["positive"] and locked_equal["loss"] > 0
+    assert locked_equal["loss"] > reader_equal["loss"] + 0.5 * abs(reader_equal["loss"])
+    # common power: 1 for the locked output, about 1 / B for pulses of different videos
+    locked_common = contrast_loss(ClipLocked(), "equal", clips, common=1.0)["common"]
+    reader_common = contrast_loss(ChannelMean(), "equal", clips, common=1.0)["common"]
+    assert locked_common == pytest.approx(1.0, abs=1e-4) and reader_common < 3.0 / clips.shape[0]
+
+
+def test_equal_branches_window_and_common_power():
+    t_len = 128
+    clip = (100 + 20 * tone(1.5, t_len).float())[None, None, :, None, None].expand(3, 3, t_len, 2, 2)
+    factor = torch.tensor([1.25, 1.4, 1.5])
+    n_neg = max_view_len(t_len, 1.5)
+    offset = window_offsets(t_len, n_neg, factor, torch.Generator().manual_seed(0))
+    assert bool(((offset + (n_neg - 1) * factor) <= t_len - 1 + 1e-4).all()) and offset.dtype == torch.long
+    big = window_offsets(t_len, n_neg, torch.full((2000,), 1.25), torch.Generator().manual_seed(1))
+    assert int(big.min()) == 0 and int(big.max()) == math.floor(t_len - 1 - (n_neg - 1) * 1.25 + 1e-4)  # every start
+    br = frequency_contrast(ChannelMean(), clip, factor, normalize="raw", offset=offset)
+    assert br.anchor.shape == br.negative.shape == br.positive.shape == (3, n_neg)
+    assert bool((br.positive_len == n_neg).all())  # the positive covers the whole anchor window
+    for b in range(3):
+        o = int(offset[b])
+        torch.testing.assert_close(br.anchor[b], clip[b, 0, o : o + n_neg].mean(dim=(1, 2)) / 255)
+        err = (br.positive[b] - br.anchor[b]).abs().max().item()
+        assert err < 0.06 * br.anchor[b].abs().max().item()
+    with pytest.raises(InputError, match="one offset per clip"):
+        frequency_contrast(ChannelMean(), clip, factor, normalize="raw", offset=offset[:2])
+    z = torch.randn(4, 50, generator=torch.Generator().manual_seed(3))
+    assert common_power(z.expand(6, 4, 50).reshape(24, 50)[:1].expand(5, -1)).item() == pytest.approx(1.0, abs=1e-5)
+    assert common_power(torch.stack([z[0], -z[0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert common_power(3 * z + 7).item() == pytest.approx(common_power(z).item(), rel=1e-4)  # scale and offset free
 
 
 # -------------------------------------------------------------------------- training

@@ -57,6 +57,23 @@ class LossConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class CodecAugmentConfig(_Strict):
+    """Codec realism (facepulse.augment.codec.CodecAugment): re-encode training clips in
+    memory through a random camera and codec; ``p: 0`` (the default) = off."""
+
+    p: float = Field(0.0, ge=0, le=1)  # probability per training clip
+    codecs: list[Literal["h264", "h265", "vp9"]] = Field(default_factory=lambda: ["h264"], min_length=1)
+    kbps_range: tuple[float, float] = (60.0, 1000.0)  # log-uniform, at 640x480 (scaled by encoded pixels)
+    crf_p: float = Field(0.0, ge=0, le=1)  # probability of a CRF instead of a bitrate
+    crf_range: tuple[int, int] = (18, 40)
+    scale_range: tuple[float, float] = (0.5, 2.0)  # encoded size / crop size, log-uniform
+    fps_range: tuple[float, float] | None = (15.0, 60.0)  # camera frame rate (Hz); null = the clip's
+    noise_dn_range: tuple[float, float] = (0.0, 3.0)  # sensor noise std (0-255 scale)
+    gamma_range: tuple[float, float] = (0.8, 1.25)  # log-uniform
+    white_balance: float = Field(0.1, ge=0, lt=1)  # per-channel gain 1 +- this
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
+
+
 class AugmentConfig(_Strict):
     erase_p: float = Field(0.0, ge=0, le=1)  # AutoHR spatio-temporal erasing
     # what fills an erased tube (facepulse.augment.erase_tubes): each pixel's temporal mean,
@@ -65,6 +82,7 @@ class AugmentConfig(_Strict):
     hr_resample: bool = False  # AutoHR HR-balancing temporal resampling
     flip_p: float = Field(0.0, ge=0, le=1)
     color_jitter: float = Field(0.0, ge=0)
+    codec: CodecAugmentConfig = Field(default_factory=CodecAugmentConfig)  # camera + codec realism
 
 
 class OptimConfig(_Strict):
@@ -136,6 +154,10 @@ class ContrastiveConfig(_Strict):
     band_bpm: tuple[float, float] = (40.0, 250.0)
     bank_weight: float = Field(1.0, ge=0)  # weight of the memory-bank negatives
     interpolation: Literal["nearest", "linear"] = "nearest"  # how sped-up clips pick frames
+    # "cut": anchor = whole clip, negative shorter (paper); "equal": anchor = a random window
+    # of the negative's length, negative sped up from the same frame (issue 14, docs/training.md)
+    branches: Literal["cut", "equal"] = "cut"
+    common_weight: float = Field(0.0, ge=0)  # weight of the output power common to the batch (issue 14)
     window: Literal["hann"] | None = None  # taper of the views before their spectra
     ipr_weight: float = Field(0.0, ge=0)  # weight of the anchor's irrelevant power ratio
     select: Literal["ipr", "snr"] = "ipr"  # label-free checkpoint choice: val IPR (paper) or peak SNR

@@ -107,12 +107,6 @@ class PredictionResult:
             "hrv_reason": self.hrv_reason,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready (NaN becomes None)."""
-        from facepulse.report import result_to_dict
-
-        return result_to_dict(self)
-
 
 def _round_or_none(x: Any, digits: int = 3) -> float | None:
     return round(float(x), digits) if x is not None and np.isfinite(x) else None

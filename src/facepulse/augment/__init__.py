@@ -24,9 +24,23 @@ from facepulse.augment.clip import (
     source_frames_needed,
     temporal_resample,
 )
+from facepulse.augment.codec import (
+    CODEC_ENCODERS,
+    CodecAugment,
+    CodecResult,
+    CodecSettings,
+    codec_roundtrip,
+    encode_decode,
+)
 
 __all__ = [
     "AUGMENTS",
+    "CODEC_ENCODERS",
+    "CodecAugment",
+    "CodecResult",
+    "CodecSettings",
+    "codec_roundtrip",
+    "encode_decode",
     "ERASE_FILLS",
     "Augment",
     "ClipSample",

@@ -86,12 +86,29 @@ def _run(model: nn.Module, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return model(clips), None
 
 
+def window_offsets(
+    length: int, window: int, factor: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B,) long random starts ``o`` with ``o + (window - 1) * factor <= length - 1``.
+
+    The start of the anchor window and of the sped-up negative in ``branches="equal"``
+    (uniform over every start at which the negative's ``window`` frames are all real).
+    """
+    room = (length - 1) - (window - 1) * factor.double()  # last admissible start, >= 0
+    if bool((room < -1e-4).any()):
+        raise ConfigError(f"contrastive: {window} frames sped up by {float(factor.max()):g} need more than {length}")
+    dev = generator.device if generator is not None else factor.device
+    u = torch.rand(factor.shape[0], generator=generator, device=dev, dtype=torch.float64).to(factor.device)
+    return torch.floor(u * (torch.floor(room.clamp(min=0) + 1e-4) + 1)).long()
+
+
 def frequency_contrast(
     model: nn.Module,
     clips: torch.Tensor,
     factor: torch.Tensor,
     interpolation: str = "nearest",
     normalize: str = "standardize",
+    offset: torch.Tensor | None = None,
 ) -> Branches:
     """Run the backbone on the clips and on their sped-up copies.
 
@@ -109,10 +126,26 @@ def frequency_contrast(
     interpolation : ``"nearest"`` or ``"linear"`` (see :func:`resample_clips`).
     normalize : clip normalisation applied to each branch after resampling (frame
         differences must be taken between the frames the network actually sees).
+    offset : None (the paper: the anchor is the whole clip of T frames, the negative its
+        first ``L`` sped-up frames) or (B,) long starts from :func:`window_offsets`
+        (``contrastive.branches: equal``): the anchor is the window of ``L`` frames from
+        ``offset[b]`` and the negative is sped up from the same frame, so both branches
+        are ``L`` frames long. Equal lengths take away the clip-position collapse
+        (docs/training.md): with a shorter negative, any output with a fixed number of
+        cycles per clip, locked to the clip's edges, moves to ``f * T / L`` in the
+        negative exactly as a pulse moves to ``f * r``, and scores like one.
     """
     b, t = clips.shape[0], clips.shape[2]
     n_neg = int(valid_length(t, factor.max()[None])[0])
-    negative_clips = resample_clips(clips.float(), factor, length=n_neg, mode=interpolation)
+    if offset is not None:
+        if offset.shape != (b,):
+            raise InputError(f"frequency_contrast: expected one offset per clip ({b}), got {tuple(offset.shape)}")
+        idx = (offset.to(clips.device).long()[:, None] + torch.arange(t, device=clips.device)).clamp(max=t - 1)
+        clips = torch.take_along_dim(clips, idx.view(b, 1, t, 1, 1), dim=2)  # each clip from its offset
+        negative_clips = resample_clips(clips.float(), factor, length=n_neg, mode=interpolation)
+        clips, t = clips[:, :, :n_neg], n_neg  # the anchor: the L frames the negative starts with
+    else:
+        negative_clips = resample_clips(clips.float(), factor, length=n_neg, mode=interpolation)
     anchor, sal_a = _run(model, normalize_clip(clips, normalize))
     negative, sal_n = _run(model, normalize_clip(negative_clips, normalize))
     for name, out, n in (("anchor", anchor, t), ("negative", negative, n_neg)):
@@ -125,6 +158,21 @@ def frequency_contrast(
     positive = resample_signals(negative, 1.0 / factor, length=t, pad="edge")
     saliency = None if sal_a is None else torch.cat([sal_a, sal_n], dim=1)
     return Branches(anchor, negative, positive, factor, positive_len, saliency)
+
+
+def common_power(pulses: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Share of the power of a batch's pulses that is common to all of them (scalar in [0, 1]).
+
+    Each (B, T) pulse is standardised over time, then the power of their batch mean is
+    taken: ``mean_t (mean_b z[b, t])^2``. An output locked to the position inside the
+    clip (the same waveform whatever the video: issue 14) gives 1; pulses of different
+    videos, with their own rates and phases, give about ``1 / B``. Whatever is common to
+    every clip of the batch carries nothing about the video, so it is a penalty
+    (``contrastive.common_weight``).
+    """
+    z = pulses - pulses.mean(dim=1, keepdim=True)
+    z = z / (z.pow(2).mean(dim=1, keepdim=True) + eps).sqrt()
+    return z.mean(dim=0).pow(2).mean()
 
 
 def build_contrastive_model(config: ExperimentConfig) -> nn.Module:
@@ -229,7 +277,11 @@ class ContrastiveModule(L.LightningModule):
         clips = batch["clip"]
         fps = batch_fps(batch, clips.float())
         factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, generator, device=clips.device)
-        br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize)
+        offset = None
+        if c.branches == "equal":
+            n_neg = int(valid_length(clips.shape[2], factor.max()[None])[0])
+            offset = window_offsets(clips.shape[2], n_neg, factor, generator)
+        br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize, offset)
         # float32 for the spectra: FFTs have no bf16 kernels (bf16-mixed precision)
         anchor = sample_views(br.anchor.float(), c.n_views, c.view_len, generator=generator)
         positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len, generator)
@@ -245,6 +297,10 @@ class ContrastiveModule(L.LightningModule):
         if c.ipr_weight > 0:
             out["ipr"] = irrelevant_power_ratio(br.anchor.float(), fps, *c.band_bpm).mean()
             loss = loss + c.ipr_weight * out["ipr"]
+        if c.common_weight > 0:
+            # both branches: a fixed waveform per branch is the collapse (docs/training.md)
+            out["common"] = 0.5 * (common_power(br.anchor.float()) + common_power(br.negative.float()))
+            loss = loss + c.common_weight * out["common"]
         if br.saliency is not None:
             out["sparsity"], out["temporal"] = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
             loss = loss + c.saliency_sparsity * out["sparsity"] + c.saliency_temporal * out["temporal"]

@@ -35,8 +35,11 @@ __all__ = [
     "window_spectra",
 ]
 
-#: Methods run on every region by default.
-DEFAULT_FUSION_METHODS: tuple[str, ...] = ("pos", "chrom", "omit", "lgi", "green")
+#: Methods run on every region by default: one of each family, projection (POS),
+#: chrominance (CHROM), orthogonal removal of the dominant component (OMIT; LGI gives
+#: the same pulse), blood-volume signature (PBV) and the raw green channel. Different
+#: families fail on different noise, which is what the fusion exploits.
+DEFAULT_FUSION_METHODS: tuple[str, ...] = ("pos", "chrom", "omit", "pbv", "green")
 
 #: Exponent of the spectral whitening: power is multiplied by ``f ** tilt``. Noise in
 #: face video often falls as 1/f or faster across the HR band (motion, lighting drift,
@@ -396,7 +399,7 @@ def fuse_pulses(
                            max_change_bpm_per_s=max_change_bpm_per_s)
     else:
         hr = peak.copy()
-    hr = np.where(usable, hr, np.nan)
+    hr = np.where(usable, _refine(evidence, grid, hr), np.nan)
     peak = np.where(usable, peak, np.nan)
     confidence = track_confidence(fused, grid, hr)
     cand_peak = grid[np.argmax(spectra, axis=-1)]  # (C, W)
@@ -423,6 +426,20 @@ def fuse_pulses(
         candidates=names,
         pulse=pulse,
     )
+
+
+def _refine(evidence: np.ndarray, grid: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """HR between grid bins: a parabola through the log evidence of the bin and its two
+    neighbours (Gaussian peak interpolation), where the bin is a local maximum."""
+    k = np.clip(np.searchsorted(grid, hr), 1, grid.size - 2)
+    rows = np.arange(evidence.shape[0])
+    tiny = np.finfo(np.float64).tiny
+    ya, yb, yc = (np.log(np.maximum(evidence[rows, j], tiny)) for j in (k - 1, k, k + 1))
+    denom = ya - 2.0 * yb + yc
+    local_max = (yb >= ya) & (yb >= yc) & (denom < 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = np.where(local_max, 0.5 * (ya - yc) / denom, 0.0)
+    return grid[k] + np.clip(np.nan_to_num(delta), -0.5, 0.5) * (grid[1] - grid[0])
 
 
 def _overlap_add(x: np.ndarray, weights: np.ndarray, starts: np.ndarray, n_win: int) -> np.ndarray:

@@ -45,9 +45,13 @@ def augment_specs(augment: AugmentConfig, clip_len: int) -> list[dict[str, Any]]
     training clip and *adds* HR-balanced copies (:class:`facepulse.augment.HRBalancedClips`);
     ``erase_p`` -> ``erase`` (fill ``erase_fill``); ``flip_p`` -> ``hflip``; ``color_jitter = j`` ->
     ``color_jitter`` with brightness ``j`` and per-channel colour gain ``j / 4`` (the
-    ratio of the augmentation's own defaults, 0.2 / 0.05).
+    ratio of the augmentation's own defaults, 0.2 / 0.05); ``codec.p > 0`` -> ``codec``
+    (:class:`facepulse.augment.CodecAugment`, camera and codec realism), first in the chain:
+    it is how the video reached us, the others are training regularisers.
     """
     specs: list[dict[str, Any]] = []
+    if augment.codec.p > 0:
+        specs.append({"name": "codec", "field": "augment.codec", **augment.codec.model_dump(mode="python")})
     if augment.erase_p > 0:
         specs.append({"name": "erase", "p": augment.erase_p, "fill": augment.erase_fill})
     if augment.flip_p > 0:

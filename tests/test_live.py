@@ -497,3 +497,21 @@ def test_page_in_headless_chromium_shows_the_true_hr(clip, fake_camera_y4m):
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_fused_estimator_tolerates_regions_missing_in_some_frames():
+    """Region rows (R, 3) where one region is never measured and another only in half of
+    the frames (as grid cells at the face's edge are): the other regions carry the HR."""
+    fps = 30.0
+    est = LiveEstimator(WINDOW_S)  # method="auto"
+    t = np.arange(0, 14, 1 / fps)
+    base = _pulse_rows(t, 84.0, seed=3)
+    rows = np.repeat(base[:, None, :], 4, axis=1)
+    rows[:, 1] = np.nan  # never in view
+    rows[::2, 2] = np.nan  # every other frame
+    for ti, row in zip(t, rows):
+        est.push_rgb(ti, row)
+    update = est.update()
+    assert update.status == "ok" and update.window_fill > 0.9
+    assert abs(update.hr_bpm - 84.0) < 1.5
+    assert update.confidence > 0.5

@@ -405,3 +405,91 @@ def test_cli_writes_the_same_bytes_as_the_api_and_names_bad_options(tmp_path):
     last_line = bad.stderr.strip().splitlines()[-1]
     assert last_line == "facepulse: error: --size='64by48': must be WIDTHxHEIGHT, e.g. 640x480"
     assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------- --face
+def _face_photo(path: Path) -> np.ndarray:
+    """A face photo made at test time: one rendered frame of the built-in face, mirrored
+    left-right and tinted (so that it is not the built-in photo), saved as PNG."""
+    frame = generate_video(SynthParams(duration_s=1.0, camera=CameraParams(width=320, height=240, fps=2.0)), seed=5).frames[0]
+    photo = np.ascontiguousarray(frame[:, ::-1])
+    photo = np.clip(photo.astype(np.float64) * [1.1, 0.95, 0.85], 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return photo
+
+
+def _finds_a_face(frames: np.ndarray) -> bool:
+    from facepulse.face.detectors import make_detector
+
+    detector = make_detector("mediapipe", static=True)
+    return all(len(detector.detect(f)) == 1 for f in frames)
+
+
+def test_synth_takes_its_face_from_an_image_and_a_video(tmp_path):
+    from facepulse.synth.writer import VideoEncoder
+
+    photo = _face_photo(tmp_path / "face.png")
+    # a tiny video whose face appears in its third frame
+    with_face = cv2.resize(photo, (160, 120), interpolation=cv2.INTER_AREA)
+    enc = VideoEncoder(tmp_path / "face.mkv", 160, 120, 10.0, CodecParams(codec="ffv1"))
+    for frame in [np.full_like(with_face, 90), np.full_like(with_face, 140), with_face, with_face]:
+        enc.write(frame)
+    enc.close()
+
+    params = SynthParams(duration_s=1.0, camera=CameraParams(width=128, height=128, fps=10.0))
+    builtin = generate_video(params, seed=2)
+    for source in ("face.png", "face.mkv"):
+        video = generate_video(dataclasses.replace(params, face=str(tmp_path / source)), seed=2)
+        assert video.frames.shape == builtin.frames.shape
+        assert _finds_a_face(video.frames[::3])
+        assert video.skin_mask.sum(axis=(1, 2)).min() > 500  # a pulse to measure
+        # another face (mirrored, tinted): the pixels differ, the truth is the same person's
+        assert np.abs(video.frames.astype(int) - builtin.frames).mean() > 5
+        np.testing.assert_array_equal(video.ppg, builtin.ppg)
+    # skin-tone variation works on the given face too: darker skin, same background
+    dark = generate_video(
+        dataclasses.replace(params, face=str(tmp_path / "face.png"), optics=OpticsParams(fitzpatrick=6)), seed=2
+    )
+    light = generate_video(dataclasses.replace(params, face=str(tmp_path / "face.png")), seed=2)
+    skin = light.skin_mask[0]
+    assert dark.frames[0][skin].mean() < light.frames[0][skin].mean() - 30
+    assert np.abs(dark.frames[0][0:8, 0:8].astype(int) - light.frames[0][0:8, 0:8]).max() <= 8  # sensor noise only
+
+
+def test_synth_cli_face_option_and_one_line_errors(tmp_path):
+    _face_photo(tmp_path / "face.png")
+    cv2.imwrite(str(tmp_path / "wall.png"), np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "facepulse.cli", "synth"]
+    args = ["--n-videos", "1", "--duration-s", "1", "--fps", "10", "--size", "128x128", "--seed", "1", "--quiet"]
+    run = subprocess.run([*cmd, str(tmp_path / "out"), *args, "--face", str(tmp_path / "face.png")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    meta = json.loads((tmp_path / "out" / "videos" / "v00000" / "meta.json").read_text())
+    assert meta["params"]["face"] == str((tmp_path / "face.png").resolve())
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text())["face"] == meta["params"]["face"]
+    reader = get_reader("synthetic", tmp_path / "out")
+    record = next(iter(reader.records()))
+    frames = np.stack([f for _, f in reader.open_video(record)])
+    assert frames.shape == (10, 128, 128, 3) and _finds_a_face(frames[::3])
+    # re-rendering from meta.json gives the same frames (the face is part of the parameters)
+    again = generate_video(SynthParams.from_dict(meta["params"]), meta["seed"])
+    np.testing.assert_array_equal(again.frames, frames)  # FFV1: lossless
+
+    for bad, expected in (("wall.png", "no face found"), ("missing.png", "file not found")):
+        fail = subprocess.run([*cmd, str(tmp_path / f"out_{bad}"), *args, "--face", str(tmp_path / bad)],
+                              capture_output=True, text=True, env=env)
+        assert fail.returncode != 0
+        lines = fail.stderr.strip().splitlines()
+        assert lines[-1].startswith("facepulse: error: --face ") and bad in lines[-1] and expected in lines[-1], lines
+        assert "Traceback" not in fail.stderr
+        assert not (tmp_path / f"out_{bad}" / "dataset.json").exists()  # refused before any work
+
+
+def test_face_parameter_round_trips_and_is_absent_by_default():
+    assert "face" not in SynthParams().to_dict()  # files of built-in-face videos unchanged
+    p = SynthParams(face="/data/me.png")
+    assert SynthParams.from_dict(p.to_dict()) == p
+    assert SynthParams().with_overrides({"face": "/x.jpg"}).face == "/x.jpg"
+    with pytest.raises(ConfigError, match="face="):
+        SynthParams(face="")

@@ -50,6 +50,9 @@ CODEC_ENCODERS: dict[str, tuple[str, str]] = {
 }
 #: Bitrates are given for this frame size and scaled by the encoded pixel count.
 REFERENCE_PIXELS = 640 * 480
+#: Bits every encoded frame costs whatever its size (headers; measured: 120 H.264, 130-160
+#: VP9, 280 H.265 at the highest CRF): not scaled with the pixels (:func:`scaled_kbps`).
+FRAME_OVERHEAD_BITS = 200.0
 #: libx264 / libx265 speed presets accepted by ``preset`` (VP9 maps them to ``cpu-used``).
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 _MIN_SIDE_PX = 16
@@ -175,6 +178,16 @@ def camera_positions(n_frames: int, fps: float, camera_fps: float) -> np.ndarray
     return pos
 
 
+def scaled_kbps(kbps_ref: float, pixels: int, camera_fps: float) -> float:
+    """The bitrate that gives ``pixels`` per frame the bits per pixel a 640x480 video gets
+    at ``kbps_ref``: the content bits scale with the pixel count, the per-frame overhead
+    (:data:`FRAME_OVERHEAD_BITS` at ``camera_fps``) does not. Without that floor a 48 px
+    crop at a UBFC-like 100 kbps would get 0.75 kbps, less than its frame headers, and the
+    codec would drop every change (the pulse too)."""
+    overhead = FRAME_OVERHEAD_BITS * camera_fps / 1000.0
+    return max(kbps_ref - overhead, 0.0) * pixels / REFERENCE_PIXELS + overhead
+
+
 def _even(x: float) -> int:
     return max(_MIN_SIDE_PX, 2 * int(round(x / 2)))
 
@@ -218,7 +231,7 @@ def encode_decode(
     if h % 2 or w % 2:
         raise InputError(f"encode_decode: frame size {w}x{h} must be even for YUV 4:2:0")
     if settings.codec == "h265" and min(h, w) < _X265_MIN_SIDE_PX:
-        # libx265 (3.5 here) corrupted the heap on frames narrower than ~56 px (an abort
+        # the libx265 of the PyAV wheel corrupted the heap on frames narrower than ~56 px (an abort
         # a few clips later): encode such frames edge-padded to 64 px, crop after decoding
         ph, pw = max(0, _X265_MIN_SIDE_PX - h), max(0, _X265_MIN_SIDE_PX - w)
         padded = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
@@ -325,9 +338,9 @@ class CodecAugment(Augment):
 
     * the codec, uniformly among ``codecs`` ("h264", "h265", "vp9");
     * with probability ``crf_p`` a CRF uniform in ``crf_range``, else a bitrate
-      log-uniform in ``kbps_range`` **at 640x480**, scaled by the encoded pixel count
-      (``kbps x w h / (640 x 480)``): a 72 px crop at 100 kbps gets the bits per pixel of
-      a 640x480 video at 100 kbps (UBFC-rPPG: 80-200 kbps);
+      log-uniform in ``kbps_range`` **at 640x480**, scaled to the encoded pixel count
+      (:func:`scaled_kbps`): a 72 px crop at 100 kbps gets the bits per pixel of a
+      640x480 video at 100 kbps (UBFC-rPPG: 80-200 kbps) plus its frame headers;
     * a scale log-uniform in ``scale_range`` (encode smaller or larger, then back);
     * a camera frame rate uniform in ``fps_range`` (None: the clip's own);
     * sensor noise uniform in ``noise_dn_range``, gamma log-uniform in ``gamma_range``,
@@ -379,9 +392,11 @@ class CodecAugment(Augment):
         self.last: CodecResult | None = None  # what the last applied call did (inspection)
         self.last_settings: CodecSettings | None = None
 
-    def draw(self, height: int, width: int, generator: GeneratorLike = None) -> tuple[bool, CodecSettings, int]:
-        """``(apply, settings, noise_seed)`` for a clip of ``height x width`` pixels: the
-        same draws in the same order whether or not the clip is then encoded."""
+    def draw(
+        self, height: int, width: int, fps: float, generator: GeneratorLike = None
+    ) -> tuple[bool, CodecSettings, int]:
+        """``(apply, settings, noise_seed)`` for a clip of ``height x width`` pixels at
+        ``fps``: the same draws in the same order whether or not the clip is encoded."""
         gen = as_generator(generator)
         u = torch.rand(12, generator=gen, dtype=torch.float64).tolist()
         noise_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
@@ -393,16 +408,16 @@ class CodecAugment(Augment):
         codec = self.codecs[min(int(u[1] * len(self.codecs)), len(self.codecs) - 1)]
         scale = log_uniform(*self.scale_range, u[2])
         enc_pixels = _even(width * scale) * _even(height * scale)
+        camera_fps = None
+        if self.fps_range is not None:
+            camera_fps = self.fps_range[0] + u[5] * (self.fps_range[1] - self.fps_range[0])
         kbps: float | None = None
         crf: int | None = None
         if u[3] < self.crf_p:
             lo, hi = self.crf_range
             crf = min(lo + int(u[4] * (hi - lo + 1)), hi)
         else:
-            kbps = log_uniform(*self.kbps_range, u[4]) * enc_pixels / REFERENCE_PIXELS
-        camera_fps = None
-        if self.fps_range is not None:
-            camera_fps = self.fps_range[0] + u[5] * (self.fps_range[1] - self.fps_range[0])
+            kbps = scaled_kbps(log_uniform(*self.kbps_range, u[4]), enc_pixels, camera_fps or fps)
         noise = self.noise_dn_range[0] + u[6] * (self.noise_dn_range[1] - self.noise_dn_range[0])
         gamma = log_uniform(*self.gamma_range, u[7])
         wb = tuple(1.0 + self.white_balance * (2 * x - 1) for x in u[8:11])
@@ -416,7 +431,7 @@ class CodecAugment(Augment):
         clip = sample.clip
         if clip.ndim != 4 or clip.shape[0] != 3:
             raise InputError(f"codec: expected a clip (3, T, H, W), got {tuple(clip.shape)}")
-        apply, settings, noise_seed = self.draw(clip.shape[2], clip.shape[3], generator)
+        apply, settings, noise_seed = self.draw(clip.shape[2], clip.shape[3], sample.fps, generator)
         if not apply:
             return sample
         frames = clip.detach().to("cpu", torch.float32).permute(1, 2, 3, 0).numpy()

@@ -67,6 +67,10 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             [], "--set", help="Force any parameter, e.g. --set physiology.hr_bpm=80 (repeatable)."
         ),
+        face: str = typer.Option(
+            None, "--face",
+            help="Face to animate: an image, or a video (its first frame with a face); default the built-in photo.",
+        ),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
         workers: int = typer.Option(None, "--workers", help="Videos in parallel (local: processes, default 1)."),
         executor: str = typer.Option("local", "--executor", help="Where videos are rendered: local or ray."),
@@ -86,8 +90,16 @@ def register(app: typer.Typer) -> None:
             overrides["codec.codec"] = codec
         if crf is not None:
             overrides["codec.crf"] = crf
+        face_path = None
+        if face is not None:
+            from facepulse.synth.scene import face_asset
+
+            face_path = str(Path(face).expanduser().resolve())
+            face_asset(face_path)  # no face / unreadable file: one line now, not per video
         try:
-            base = SynthParams(duration_s=duration_s, camera=CameraParams(width=width, height=height, fps=fps))
+            base = SynthParams(
+                duration_s=duration_s, camera=CameraParams(width=width, height=height, fps=fps), face=face_path,
+            )
         except ConfigError as err:
             raise _rename_field(err) from None
         if n_videos < 1:

@@ -10,6 +10,11 @@ Photoplethysmography from Unlabelled Video", ICCV 2021:
 4. multi-view triplet loss (:mod:`facepulse.contrastive.triplet`) on N random views of
    each branch, optionally with memory-bank negatives and the saliency sampler's losses.
 
+Issue 14 (docs/training.md): ``contrastive.branches: equal`` runs both branches on L
+frames (the paper's shorter negative rewards an output locked to the clip's edges), and
+``contrastive.common_weight`` penalises the output power common to every clip of a batch
+(:func:`common_power`). Both are off by default (the paper's set-up).
+
 Labels are never used for training. Model selection is unsupervised: the validation
 irrelevant power ratio ``val_ipr`` (share of the pulse's power outside the HR band,
 lower is better; the paper's choice), or with ``contrastive.select: snr`` the pulse SNR
@@ -63,7 +68,7 @@ Batch = Mapping[str, Any]
 class Branches:
     """The three branches of the frequency contrast for a batch of B clips of T frames.
 
-    anchor : (B, T) pulse of the clips.
+    anchor : (B, T) pulse of the clips (with ``branches: equal``, T is L: a window of each clip).
     negative : (B, L) pulse of the sped-up clips, all from real frames (L <= T).
     positive : (B, T) the negative slowed back down; only ``positive[b, :positive_len[b]]``
         comes from the negative (the rest repeats its last value).

@@ -317,14 +317,17 @@ class LiveEstimator:
         face = self._face_now
         no_hr_status = "warming up" if face else "no face"
         n_rows, n_regions, _ = rgb.shape
-        measured = np.isfinite(rgb).all(axis=(1, 2))
+        seen = np.isfinite(rgb).all(axis=2)  # (N, R): region measured in that frame
+        measured = seen.any(axis=1)  # a face in that frame
         if measured.sum() < 2:
             self._track_score = None  # the face is gone: the next one starts a new track
             return LiveUpdate(t_s, None, 0.0, None, face, no_hr_status)
-        flat = rgb.reshape(n_rows, -1)
-        flat, _valid, _interp = _fill_gaps(t, flat, measured, self.max_gap_s, fps)
-        t_u, flat_u = resample_uniform(t, flat, fps)
-        usable = np.isfinite(flat_u).all(axis=1)
+        rgb = rgb.copy()
+        for r in range(n_regions):  # short gaps bridged per region, as extract_trace does
+            if seen[:, r].any():
+                rgb[:, r], _v, _i = _fill_gaps(t, rgb[:, r], seen[:, r], self.max_gap_s, fps)
+        t_u, flat_u = resample_uniform(t, rgb.reshape(n_rows, -1), fps)
+        usable = np.isfinite(flat_u.reshape(t_u.size, n_regions, 3)).all(axis=2).any(axis=1)
         fill = float(min(1.0, usable.sum() / (self.window_s * fps)))
         if fill < self.min_fill or usable.sum() < 2 * 60.0 / self.band_bpm[0] * fps:
             return LiveUpdate(t_s, None, 0.0, None, face, no_hr_status, fill)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 from facepulse.face.detectors import Face
 from facepulse.registry import Registry
@@ -255,7 +256,7 @@ class RegionSampler:
         self.names: tuple[str, ...] | None = None
         self.rebuilds = 0
         self.count = np.zeros(0)
-        self._masks: np.ndarray | None = None  # (P, R) float32 (this layout: a fast GEMM)
+        self._masks = None  # (R, P) sparse 0/1 matrix: region sums are one sparse product
         self._mask_counts = np.zeros(0)
         self._size = (0, 0)  # crop (w, h)
         self._to_crop: np.ndarray | None = None  # (2, 3) reference frame -> crop pixels
@@ -340,7 +341,8 @@ class RegionSampler:
             self._gain = np.ones((len(self.names), 3))
         empty = np.zeros((h, w), dtype=bool)
         masks = np.stack([drawn.get(n, empty) for n in self.names]).reshape(len(self.names), -1)
-        self._masks = np.ascontiguousarray(masks.T, dtype=np.float32)
+        # float32 sums of 8-bit values are exact below 2**24 (65k pixels of 255)
+        self._masks = scipy.sparse.csr_matrix(masks, dtype=np.float32)
         self._mask_counts = masks.sum(axis=1).astype(np.float64)
         self._size = (w, h)
         self._to_crop = to_crop
@@ -366,19 +368,19 @@ class RegionSampler:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
         )
-        pixels = warped.reshape(-1, 3).T.astype(np.float32)  # (3, P)
+        pixels = warped.reshape(-1, 3).astype(np.float32)  # (P, 3)
         corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ self._matrix.T
         if np.all((corners >= 0) & (corners <= (width - 1, height - 1))):
-            sums = (pixels @ self._masks).T
+            sums = self._masks @ pixels
             counts = self._mask_counts
         else:  # part of the crop lies outside the frame: average the part inside only
             u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
             x = self._matrix[0, 0] * u + self._matrix[0, 1] * v + self._matrix[0, 2]
             y = self._matrix[1, 0] * u + self._matrix[1, 1] * v + self._matrix[1, 2]
             inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).reshape(-1)
-            masks = self._masks * inside.astype(np.float32)[:, None]
-            sums = (pixels @ masks).T
-            counts = masks.sum(axis=0).astype(np.float64)
+            inside_px = inside.astype(np.float32)
+            sums = self._masks @ (pixels * inside_px[:, None])
+            counts = (self._masks @ inside_px).astype(np.float64)
         self.count = counts
         with np.errstate(divide="ignore", invalid="ignore"):
             means = sums.astype(np.float64) / counts[:, None]
@@ -394,7 +396,7 @@ class RegionSampler:
         w, h = self._size
         height, width = shape
         out = {}
-        for name, mask in zip(self.names, self._masks.T, strict=True):
+        for name, mask in zip(self.names, self._masks.toarray(), strict=True):
             m = mask.reshape(h, w).astype(np.uint8)
             out[name] = cv2.warpAffine(m, self._matrix, (width, height), flags=cv2.INTER_NEAREST).astype(bool)
         return out

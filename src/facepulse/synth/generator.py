@@ -107,7 +107,7 @@ class Renderer:
 
         phys = simulate_physiology(t_s, params.physiology, params.duration_s, stream_rng(seed, "physiology"))
 
-        asset = scene.face_asset()
+        asset = scene.face_asset(params.face)
         face_h_px = cam.face_height_frac * cam.height
         self._k = face_h_px / asset.face_height_px
         pose = scene.head_motion(n, cam.fps, face_h_px, params.motion, stream_rng(seed, "motion"))

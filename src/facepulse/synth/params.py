@@ -348,7 +348,13 @@ _SECTIONS: dict[str, type[_Section]] = {
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Everything that defines one synthetic video (with its seed)."""
+    """Everything that defines one synthetic video (with its seed).
+
+    face : the face: None = the built-in photo (scikit-image's astronaut); else an image
+        file, or a video whose first frame with a detected face is used
+        (:func:`facepulse.synth.scene.face_asset`). Stored as given (``facepulse synth
+        --face`` stores an absolute path); left out of :meth:`to_dict` when None.
+    """
 
     duration_s: float = 10.0
     camera: CameraParams = field(default_factory=CameraParams)
@@ -357,10 +363,13 @@ class SynthParams:
     motion: MotionParams = field(default_factory=MotionParams)
     lighting: LightingParams = field(default_factory=LightingParams)
     codec: CodecParams = field(default_factory=CodecParams)
+    face: str | None = None
 
     def __post_init__(self) -> None:
         _normalise_numbers(self)
         _check_range("duration_s", self.duration_s, 1.0, 3600.0)
+        if self.face is not None and (not isinstance(self.face, str) or not self.face):
+            raise _fail("face", self.face, "must be a path to an image or video file")
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 raise _fail(name, getattr(self, name), f"must be a {cls.__name__}")
@@ -374,8 +383,11 @@ class SynthParams:
         return int(math.ceil(self.duration_s * self.camera.fps - 1e-9))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready dict (tuples become lists); no ``face`` key for the built-in face."""
+        data = dataclasses.asdict(self)
+        if data["face"] is None:
+            del data["face"]  # the files of built-in-face videos stay as they were
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthParams:
@@ -384,12 +396,12 @@ class SynthParams:
             raise _fail("params", data, "must be a mapping")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key == "duration_s":
+            if key in ("duration_s", "face"):
                 kwargs[key] = value
             elif key in _SECTIONS:
                 kwargs[key] = _SECTIONS[key].from_dict(value)
             else:
-                known = ", ".join(["duration_s", *_SECTIONS])
+                known = ", ".join(["duration_s", "face", *_SECTIONS])
                 raise ConfigError(f"{key}: unknown parameter section; known: {known}")
         return cls(**kwargs)
 
@@ -398,8 +410,8 @@ class SynthParams:
         data = self.to_dict()
         for key, value in overrides.items():
             parts = key.split(".")
-            if parts == ["duration_s"]:
-                data["duration_s"] = value
+            if parts in (["duration_s"], ["face"]):
+                data[parts[0]] = value
                 continue
             if len(parts) != 2 or parts[0] not in _SECTIONS:
                 raise ConfigError(f"{key}: not a parameter; use SECTION.FIELD, e.g. physiology.hr_bpm")

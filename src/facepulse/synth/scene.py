@@ -2,7 +2,8 @@
 and lighting over time.
 
 The face is NASA astronaut Eileen Collins from scikit-image's ``data.astronaut()``
-(public domain, shipped inside the scikit-image wheel, so nothing is downloaded).
+(public domain, shipped inside the scikit-image wheel, so nothing is downloaded), or any
+face photo or video frame given as ``SynthParams.face`` (``facepulse synth --face``).
 MediaPipe Face Mesh (landmarks) and Selfie Segmentation (person cut-out) run on it
 once per process; everything per video is cheap resampling of that asset.
 """
@@ -87,9 +88,71 @@ def _gaussian_blob(shape: tuple[int, int], centre_xy: np.ndarray, sigma_px: floa
     return np.exp(-0.5 * d2 / sigma_px**2).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def face_asset() -> FaceAsset:
-    """The face photo with its landmarks and maps (computed on first use, then cached)."""
+#: Video frames searched for a face by :func:`face_photo` (the first one with a face wins).
+MAX_FACE_SEARCH_FRAMES = 300
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def face_photo(source: str) -> np.ndarray:
+    """The photo of a face from ``source``: an image file, or the first frame of a video
+    (within :data:`MAX_FACE_SEARCH_FRAMES`) in which the project's face detector
+    (``facepulse.face.detectors``, MediaPipe) finds a face.
+
+    Returns (H, W, 3) uint8 RGB. Raises InputError (missing / unreadable file) or
+    NoFaceError (no face), one line naming the file.
+    """
+    from pathlib import Path
+
+    from facepulse.errors import InputError, NoFaceError
+
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"--face {source}: file not found")
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(f"--face {source}: not a readable image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    from facepulse.face.detectors import make_detector
+    from facepulse.io.video import open_video
+
+    detector = make_detector("mediapipe", static=True)
+    try:
+        with_face = None
+        for i, (_, frame) in enumerate(open_video(path)):
+            if i >= MAX_FACE_SEARCH_FRAMES:
+                break
+            if detector.detect(frame):
+                with_face = frame
+                break
+    except InputError as err:
+        raise InputError(f"--face {source}: {err}") from None
+    except Exception as err:  # decoding errors of any kind: the user's file
+        raise InputError(f"--face {source}: not a readable image or video ({type(err).__name__})") from None
+    if with_face is None:
+        raise NoFaceError(f"--face {source}: no face found in the first {MAX_FACE_SEARCH_FRAMES} frames")
+    return np.ascontiguousarray(with_face)
+
+
+def _face_crop(shape: tuple[int, int], oval_xy: np.ndarray) -> tuple[int, int, int, int]:
+    """Head-and-shoulders crop around a face oval (the built-in photo's proportions):
+    1.7 face heights either side of the face centre, 0.7 above the face, 1.3 below."""
+    h, w = shape
+    x0, y0 = oval_xy.min(0)
+    x1, y1 = oval_xy.max(0)
+    fh, cx = y1 - y0, (x0 + x1) / 2
+    box = (cx - 1.7 * fh, y0 - 0.7 * fh, cx + 1.7 * fh, y1 + 1.3 * fh)
+    return (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))
+
+
+@functools.lru_cache(maxsize=4)
+def face_asset(source: str | None = None) -> FaceAsset:
+    """The face photo with its landmarks and maps (computed on first use, then cached).
+
+    ``source``: None = the built-in photo (scikit-image's astronaut, fixed crop); else an
+    image or video file (:func:`face_photo`), cropped to head and shoulders around the
+    face that MediaPipe Face Mesh finds (NoFaceError, one line, when it finds none).
+    """
     from skimage import data
 
     # MediaPipe's native loggers print start-up notices on fd 2 (over progress bars).
@@ -99,18 +162,23 @@ def face_asset() -> FaceAsset:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import mediapipe as mp  # heavy: only when a video is first rendered
 
-    photo = data.astronaut()  # (512, 512, 3) uint8 RGB
+    photo = data.astronaut() if source is None else face_photo(source)  # (H, W, 3) uint8 RGB
     with _quiet_native_stderr():
         with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
             found = mesh.process(photo).multi_face_landmarks
         with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
             person = seg.process(photo).segmentation_mask.astype(np.float32)
-    if not found:  # a broken MediaPipe install, not a user error
-        raise RuntimeError("MediaPipe Face Mesh found no face in skimage.data.astronaut()")
+    if not found:
+        if source is None:  # a broken MediaPipe install, not a user error
+            raise RuntimeError("MediaPipe Face Mesh found no face in skimage.data.astronaut()")
+        from facepulse.errors import NoFaceError
+
+        raise NoFaceError(f"--face {source}: no face found (MediaPipe Face Mesh)")
     h0, w0 = photo.shape[:2]
     landmarks = np.array([[p.x * w0, p.y * h0] for p in found[0].landmark], dtype=np.float64)
 
-    x0, y0, x1, y1 = _CROP_XYXY
+    oval_all = landmarks[_indices(mp.solutions.face_mesh.FACEMESH_FACE_OVAL)]
+    x0, y0, x1, y1 = _CROP_XYXY if source is None else _face_crop((h0, w0), oval_all)
     image = photo[y0:y1, x0:x1].astype(np.float32) / 255.0
     # Sharpen the segmentation's soft edge: its outer fringe carries the photo's backdrop.
     alpha = np.clip((person[y0:y1, x0:x1] - 0.3) / 0.5, 0.0, 1.0)
@@ -132,6 +200,8 @@ def face_asset() -> FaceAsset:
         & (ycrcb[..., 2] >= _CB_RANGE[0]) & (ycrcb[..., 2] <= _CB_RANGE[1])
     )
     skin_colour = cv2.morphologyEx(skin_colour.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    if source is not None and (skin_colour & oval).sum() < 0.3 * oval.sum():
+        skin_colour = np.ones_like(skin_colour)  # skin (or light) outside the YCrCb box: trust the mesh
     skin_mask = oval & ~holes & skin_colour & (alpha > 0.5)
 
     # Skin type recolours all facial skin (incl. jaw, lips, ears), softly blended.

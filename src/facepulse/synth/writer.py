@@ -244,7 +244,9 @@ def write_video(
 
 
 def _dataset_config(scenario: str, seed: int, base: SynthParams, overrides: dict[str, Any]) -> dict[str, Any]:
+    face = {} if base.face is None else {"face": base.face}  # built-in face: dataset.json as before
     return {
+        **face,
         "layout": LAYOUT_NAME,
         "layout_version": LAYOUT_VERSION,
         "scenario": scenario,

@@ -42,6 +42,12 @@ class DataConfig(_Strict):
     fps: float = Field(30.0, gt=0)  # clips are resampled to this rate
     size: int = Field(64, ge=8)  # face clips are size x size pixels
     labels: bool = True  # False for self-supervised training
+    # where the training clips' labels come from: the dataset's reference PPG, or the fused
+    # classic estimator run on each cached video (facepulse.train.teacher; the reference
+    # of the training videos is then never read). Validation / test always use the reference.
+    label_source: Literal["reference", "teacher"] = "reference"
+    # teacher labels: drop frames (and so clips) where the teacher's confidence is below this
+    teacher_min_confidence: float = Field(0.0, ge=0, le=1)
     num_workers: int = Field(0, ge=0)
 
 

@@ -116,6 +116,11 @@ class ClipDataset(Dataset):
         (:func:`facepulse.signal.hr.estimate_hr_bpm`); ``"dataset"``: mean of the
         dataset's HR readings over the clip.
     band_bpm : HR band of the ``"ppg"`` estimate.
+    label_fn : labels from elsewhere than the cache file's reference (e.g. a teacher,
+        :mod:`facepulse.train.teacher`): ``label_fn(video: CachedVideo) -> (N,)`` pulse per
+        frame, NaN where there is no label. Called once per video when the dataset is
+        built; the file's reference PPG and HR are then never read. Needs
+        ``hr_from="ppg"`` (the clip HR is the spectral peak of the clip's label).
 
     Clips never include an invalid frame (no face, or a gap longer than the trace's
     ``max_gap_s``), nor, with labels, a frame without reference.
@@ -135,6 +140,7 @@ class ClipDataset(Dataset):
         pixel_scale: float = 1.0 / 255.0,
         hr_from: Literal["ppg", "dataset"] = "ppg",
         band_bpm: tuple[float, float] = (42.0, 210.0),
+        label_fn: Callable[[CachedVideo], np.ndarray] | None = None,
     ) -> None:
         if clip_len < 2 or stride < 1 or extra_frames < 0:
             raise ConfigError(f"ClipDataset: need clip_len >= 2, stride >= 1, extra_frames >= 0 (got {clip_len}, {stride}, {extra_frames})")
@@ -144,6 +150,8 @@ class ClipDataset(Dataset):
             raise ConfigError(f"ClipDataset: source must be 'clip' or 'trace', got {source!r}")
         if hr_from not in ("ppg", "dataset"):
             raise ConfigError(f"ClipDataset: hr_from must be 'ppg' or 'dataset', got {hr_from!r}")
+        if label_fn is not None and hr_from != "ppg":
+            raise ConfigError("ClipDataset: a label_fn gives a pulse, so it needs hr_from='ppg'")
         self.clip_len = int(clip_len)
         self.stride = int(stride)
         self.fps = None if fps is None else float(fps)
@@ -153,6 +161,7 @@ class ClipDataset(Dataset):
         self.pixel_scale = float(pixel_scale)
         self.hr_from = hr_from
         self.band_bpm = (float(band_bpm[0]), float(band_bpm[1]))
+        self._label_fn = label_fn  # used while indexing only (not kept: items need no callable)
         source_frames = getattr(augment, "source_frames", None)
         base = int(source_frames(self.clip_len)) if callable(source_frames) else self.clip_len
         self.load_len = base + int(extra_frames)
@@ -165,6 +174,7 @@ class ClipDataset(Dataset):
             self.videos.append(video)
             items.extend((fi, s) for s in starts)
         self._items = np.asarray(items, dtype=np.int64).reshape(-1, 2)
+        self._label_fn = None
         self._handles: OrderedDict[int, Any] = OrderedDict()
         self._pid = os.getpid()
 
@@ -176,8 +186,15 @@ class ClipDataset(Dataset):
             ok = v.valid.copy()
             if self.source == "clip":
                 ok &= v.clip_valid
-            ppg = v.ppg
-            hr = v.hr_bpm
+            if self._label_fn is not None:
+                # labels from elsewhere: the file's reference is not read at all
+                ppg = np.asarray(self._label_fn(v), dtype=np.float64) if self.labels else None
+                if ppg is not None and ppg.shape != (v.n_frames,):
+                    raise InputError(f"{path}: label_fn gave {ppg.shape} labels for {v.n_frames} frames")
+                hr = None
+            else:
+                ppg = v.ppg
+                hr = v.hr_bpm
             if self.labels:
                 label = ppg if self.hr_from == "ppg" else hr
                 if label is None:
@@ -318,6 +335,7 @@ class ClipDataset(Dataset):
         workers: int = 1,
         progress: bool = False,
         pixel_scale: float = 1.0,
+        label_fn: Callable[[CachedVideo], np.ndarray] | None = None,
     ) -> ClipDataset:
         """Clips of ``records`` (default: all of ``data.dataset``) of a
         :class:`facepulse.config.DataConfig`, preprocessing missing videos into
@@ -325,7 +343,8 @@ class ClipDataset(Dataset):
 
         Clips are resampled to ``data.fps``; ``clip_len`` overrides ``data.clip_len``.
         ``pixel_scale`` defaults to 1.0 (pixel values 0..255, what facepulse.train and
-        facepulse.models expect). Raises InputError if a video cannot be preprocessed.
+        facepulse.models expect). ``label_fn``: labels instead of the reference (see the
+        class). Raises InputError if a video cannot be preprocessed.
         """
         from facepulse.config import resolve_data_root
         from facepulse.datasets import get_reader
@@ -350,6 +369,7 @@ class ClipDataset(Dataset):
             labels=data.labels,
             augment=augment,
             pixel_scale=pixel_scale,
+            label_fn=label_fn,
         )
 
 

@@ -208,7 +208,10 @@ def window_spectra(
     n = x.shape[1]
     n_win = int(round(window_s * fps))
     if n_win < 2 * 60.0 / lo * fps:
-        raise ConfigError(f"window_s={window_s:g} is too short for HR down to {lo:g} bpm")
+        raise ConfigError(
+            f"window_s={window_s:g} is too short for HR down to {lo:g} bpm (two periods need "
+            f"{2 * 60.0 / lo:.2f} s): use a longer --window or a higher --band-min"
+        )
     if n < n_win:
         raise SignalTooShortError(f"signal is {n / fps:.1f} s long, shorter than one {window_s:g} s window")
     ok = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)

@@ -193,13 +193,20 @@ class ArrayClips(Dataset):
 
 
 # ----------------------------------------------------------------- dataset clips
-def dataset_clips(config: ExperimentConfig, records: list, clip_len: int) -> Dataset:
+def dataset_clips(config: ExperimentConfig, records: list, clip_len: int, *, teacher: bool = False) -> Dataset:
     """Clips of ``records`` (pixel values 0..255) through the preprocessing cache
     (:meth:`facepulse.datasets.clips.ClipDataset.from_config`; missing videos are
-    preprocessed first, with a progress bar on a terminal)."""
+    preprocessed first, with a progress bar on a terminal). ``teacher``: labelled by the
+    fused classic estimator instead of the reference (:mod:`facepulse.train.teacher`)."""
     import sys
 
     from facepulse.datasets.clips import ClipDataset
+
+    label_fn = None
+    if teacher:
+        from facepulse.train.teacher import TeacherLabeller
+
+        label_fn = TeacherLabeller(config.data.teacher_min_confidence)
 
     return ClipDataset.from_config(
         config.data,
@@ -208,6 +215,7 @@ def dataset_clips(config: ExperimentConfig, records: list, clip_len: int) -> Dat
         workers=max(1, config.data.num_workers),
         progress=sys.stderr.isatty(),
         pixel_scale=1.0,
+        label_fn=label_fn,
     )
 
 
@@ -219,7 +227,9 @@ class ClipDataModule(L.LightningDataModule):
     ----------
     config : the experiment (``data``, ``augment``, ``optim.batch_size``, ``seed``).
     train, val, test : datasets to use instead of ``config.data`` (items as in the module
-        docstring); when ``train`` is None the splits of ``config.data`` are loaded.
+        docstring); when ``train`` is None the splits of ``config.data`` are loaded, the
+        training clips labelled by the teacher with ``data.label_source: teacher``
+        (validation and test clips keep the reference, to score against).
     """
 
     def __init__(
@@ -233,6 +243,8 @@ class ClipDataModule(L.LightningDataModule):
         self.config = config
         if config.augment.hr_resample and not config.data.labels:
             raise ConfigError("augment.hr_resample needs labelled clips (data.labels: true)")
+        if config.data.label_source == "teacher" and not config.data.labels:
+            raise ConfigError("data.label_source=teacher labels the training clips: it needs data.labels: true")
         self.augment = build_config_augment(config.augment, config.data.clip_len)
         self._given = train is not None
         self.train_set: Dataset | None = train
@@ -297,7 +309,9 @@ class ClipDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{role}_split={name!r}: must be one of {', '.join(splits)}")
         if not splits.get(d.train_split):
             raise ConfigError(f"data: split {d.train_split!r} of {d.dataset} has no videos")
-        self.train_set = dataset_clips(self.config, splits[d.train_split], self.source_clip_len)
+        self.train_set = dataset_clips(
+            self.config, splits[d.train_split], self.source_clip_len, teacher=d.label_source == "teacher"
+        )
         if splits.get(d.val_split):
             self.val_set = dataset_clips(self.config, splits[d.val_split], d.clip_len)
         if splits.get(d.test_split):

@@ -468,7 +468,7 @@ def predict_from_regions(
     from facepulse.signal.fusion import DEFAULT_FUSION_METHODS, candidate_pulses, fuse_pulses
     from facepulse.signal.hr import WindowedHR
     from facepulse.signal.hrv import detect_beats
-    from facepulse.signal.quality import hr_quality, hrv_gate
+    from facepulse.signal.quality import hr_quality, pulse_too_noisy
 
     band_bpm = _check_band(band_bpm)
     timestamps_s = np.asarray(timestamps_s, dtype=float)
@@ -518,8 +518,8 @@ def predict_from_regions(
     bvp_uniform = fusion.pulse
     # beats (and HRV) only from a pulse clean enough to show them: from a noisy one they
     # are noise, and skipping them saves the beat detector's cost
-    noisy = hrv_gate(np.zeros(0), windows.t_center_s, windows.hr_bpm, confidence=fusion.confidence)
-    if noisy is not None and "noisy" in noisy:
+    noisy = pulse_too_noisy(confidence=fusion.confidence)
+    if noisy is not None:
         beat_times_s, hrv, hrv_reason = np.zeros(0), _nan_hrv(), noisy
     else:
         beat_times_s = _beats_in_valid_segments(bvp_uniform, t_uniform, fps, detect_beats)

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from facepulse.datasets.cache_config import TMP_SUFFIX, PreprocessConfig
+from facepulse.fileio import pid_alive
 
 __all__ = ["CacheWriter", "remove_stale_temps", "temp_path", "write_config_file"]
 
@@ -47,24 +48,8 @@ def remove_stale_temps(root: Path, name: str | None = None) -> None:
             continue
         if match["host"] is not None and match["host"] != host:
             continue
-        if not _pid_alive(int(match["pid"])):
+        if not pid_alive(int(match["pid"])):
             tmp.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    # A killed worker whose parent died too can stay a zombie (PID 1 of a container may
-    # never reap it): it answers signals but will never finish its file.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 def write_config_file(root: Path, config: PreprocessConfig) -> None:

@@ -311,7 +311,7 @@ class LiveEstimator:
         """The fused estimator over the window, tracked from update to update."""
         from facepulse.roi.trace import _fill_gaps, resample_uniform
         from facepulse.signal.fusion import candidate_pulses, fuse_pulses
-        from facepulse.signal.tracking import track_confidence
+        from facepulse.signal.tracking import forward_step, log_transition, track_confidence
 
         fps = self.analysis_fps
         face = self._face_now
@@ -348,11 +348,8 @@ class LiveEstimator:
         dt = t_s - self._track_t if self._track_t is not None else None
         if self._track_score is None or self._track_score.shape != grid.shape or dt is None or dt <= 0:
             score = log_evidence
-        else:  # one forward step of the tracker of facepulse.signal.tracking
-            sigma = 3.0 * dt
-            delta = grid[:, None] - grid[None, :]
-            transition = np.where(np.abs(delta) <= 10.0 * dt, -0.5 * (delta / sigma) ** 2, -np.inf)
-            score = np.max(self._track_score[None, :] + transition, axis=1) + log_evidence
+        else:  # one forward step of the tracker predict uses
+            score = forward_step(self._track_score, log_evidence, log_transition(grid, dt))
         score = score - score.max()
         self._track_score, self._track_t = score, t_s
         hr = float(grid[int(np.argmax(score))])

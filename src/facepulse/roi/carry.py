@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AnchorFit"]
+__all__ = ["AnchorFit", "still_carries"]
+
+#: Scale of the face against the reference beyond which a region is redrawn at the new
+#: size (resampling a much smaller or larger face blurs or skips pixels).
+MAX_SCALE_RATIO = 1.6
 
 
 class AnchorFit:
@@ -43,3 +47,11 @@ class AnchorFit:
         residual_px = float(np.sqrt(np.mean(np.sum(residual**2, axis=1))))
         scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
         return transform, residual_px, scale
+
+
+def still_carries(residual_px: float, scale: float, face_width_px: float, tol_px: float | None = None) -> bool:
+    """Whether a fitted map still carries the region (else it must be redrawn): the
+    anchors fit within ``tol_px`` (default ``max(1, 2% of the face width)``) and the face's
+    scale stayed within :data:`MAX_SCALE_RATIO` of the reference."""
+    tol = tol_px if tol_px is not None else max(1.0, 0.02 * face_width_px)
+    return residual_px <= tol and 1 / MAX_SCALE_RATIO <= scale <= MAX_SCALE_RATIO

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse
 
 from facepulse.face.detectors import Face
 from facepulse.registry import Registry
-from facepulse.roi.carry import AnchorFit
+from facepulse.roi.carry import AnchorFit, still_carries
 from facepulse.roi.skin import _has_mesh, anchor_points, roi_polygons, skin_colour_filter
 
 __all__ = [
@@ -65,7 +66,7 @@ GRID_MIN_FILL = 0.25
 DEFAULT_REGIONS: tuple[str, ...] = ("skin", "forehead", "cheek_left", "cheek_right", "face", "box", "grid")
 
 
-@dataclass
+@dataclass(eq=False)
 class RegionView:
     """The face in the reference crop, what a region function draws from.
 
@@ -95,6 +96,11 @@ class RegionView:
     def skin(self, region: np.ndarray) -> np.ndarray:
         """``region`` with non-skin pixels (hair, brows, background, glare) dropped."""
         return skin_colour_filter(self.crop_rgb, region)
+
+    @cached_property
+    def face_skin(self) -> np.ndarray:
+        """All facial skin (shared by the "face" and "grid" regions: drawn once)."""
+        return _face_skin(self)
 
 
 REGIONS: Registry[Callable[[RegionView], dict[str, np.ndarray]]] = Registry("region")
@@ -152,7 +158,7 @@ def _face_skin(view: RegionView) -> np.ndarray:
 @REGIONS.register("face")
 def _face(view: RegionView) -> dict[str, np.ndarray]:
     """All facial skin (outline minus eyes, brows, lips, nostrils), filtered."""
-    return {"face": _face_skin(view)}
+    return {"face": view.face_skin}
 
 
 @REGIONS.register("box")
@@ -168,7 +174,7 @@ def _box(view: RegionView) -> dict[str, np.ndarray]:
 @REGIONS.register("grid")
 def _grid(view: RegionView) -> dict[str, np.ndarray]:
     """Small patches: the facial skin cut by a 4 x 5 grid over the face box."""
-    skin = _face_skin(view)
+    skin = view.face_skin
     x0, y0, x1, y1 = view.face.box_xyxy
     cols, rows = GRID_SHAPE
     xs = np.linspace(x0, x1, cols + 1)
@@ -215,7 +221,7 @@ class RegionSampler:
     ``update(frame, face)`` places the regions on this frame's face and returns their
     means, ``(R, 3)`` float (0-255), NaN rows for regions with no pixel in view. Regions
     are redrawn when the face changes shape beyond what the affine map carries (a head
-    turn, a new face) or its scale changes more than :attr:`MAX_SCALE_RATIO`; with
+    turn, a new face) or its scale changes more than ``carry.MAX_SCALE_RATIO``; with
     ``level_match`` each redraw rescales the new means so they continue the old ones, so
     the swap of pixel sets leaves no step in any trace.
 
@@ -236,8 +242,7 @@ class RegionSampler:
     rebuilds : how often the regions were drawn.
     """
 
-    MAX_LEVEL_RATIO = 1.15
-    MAX_SCALE_RATIO = 1.6
+    MAX_LEVEL_RATIO = 1.15  # as in facepulse.roi.trace: larger ratios are real colour changes
 
     def __init__(
         self,
@@ -283,13 +288,8 @@ class RegionSampler:
         before = None
         if fit is not None:
             matrix, residual_px, scale = fit
-            tol = self.tol_px if self.tol_px is not None else max(1.0, 0.02 * face.width)
             self._matrix = matrix
-            if (
-                self._complete
-                and residual_px <= tol
-                and 1 / self.MAX_SCALE_RATIO <= scale <= self.MAX_SCALE_RATIO
-            ):
+            if self._complete and still_carries(residual_px, scale, face.width, self.tol_px):
                 return self._means(frame_rgb) * self._gain
             before = self._means(frame_rgb) if self.level_match else None
         self._build(frame_rgb, face, anchors)

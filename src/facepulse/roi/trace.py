@@ -25,7 +25,7 @@ from facepulse.errors import ConfigError, InputError, NoFaceError
 from facepulse.face.detectors import Face, FaceDetector, make_detector
 from facepulse.face.tracker import FaceTracker
 from facepulse.io.video import FrameSource, open_video
-from facepulse.roi.carry import AnchorFit
+from facepulse.roi.carry import AnchorFit, still_carries
 from facepulse.roi.regions import RegionSampler
 from facepulse.roi.skin import ROIS, anchor_points, roi_polygons, skin_mask_crop
 
@@ -118,9 +118,6 @@ class _FaceFixedRoi:
     # Old/new ratios beyond this are a real colour change (e.g. after a jump), not a
     # pixel-set swap, and are left in the trace.
     MAX_LEVEL_RATIO = 1.15
-    # Scale of the face against the reference beyond which the ROI is redrawn at the
-    # new size (resampling a much smaller or larger face blurs or skips pixels).
-    MAX_SCALE_RATIO = 1.6
 
     def __init__(
         self, roi: str, colour_filter: bool, tol_px: float | None, level_match: bool = True
@@ -147,13 +144,8 @@ class _FaceFixedRoi:
         before = None
         if fit is not None:
             matrix, residual_px, scale = fit
-            tol = self.tol_px if self.tol_px is not None else max(1.0, 0.02 * face.width)
             self.matrix = matrix
-            if (
-                self.complete
-                and residual_px <= tol
-                and 1 / self.MAX_SCALE_RATIO <= scale <= self.MAX_SCALE_RATIO
-            ):
+            if self.complete and still_carries(residual_px, scale, face.width, self.tol_px):
                 return
             before = self._raw_mean(frame_rgb) if self.level_match else None
         self._build(frame_rgb, face, anchors)
@@ -516,7 +508,7 @@ def extract_trace(
         n_detections=tracker.n_detections - detections_before,
         n_roi_rebuilds=cache.rebuilds,
         region_rgb=region_rgb,
-        region_names=sampler.names or () if sampler is not None else (),
+        region_names=(sampler.names or ()) if sampler is not None else (),
     )
 
 

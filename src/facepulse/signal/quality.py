@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LOW_CONFIDENCE", "HRV_MIN_CONFIDENCE", "hr_quality", "hrv_gate"]
+__all__ = ["LOW_CONFIDENCE", "HRV_MIN_CONFIDENCE", "hr_quality", "hrv_gate", "pulse_too_noisy"]
 
 #: Window confidence below which the window's HR is flagged: less than a tenth of the
 #: spectral evidence beyond what pure noise gives.
@@ -102,6 +102,26 @@ def hr_quality(
     return out
 
 
+def pulse_too_noisy(
+    *,
+    confidence: np.ndarray | None = None,
+    snr_db: float | None = None,
+    min_confidence: float = HRV_MIN_CONFIDENCE,
+    min_snr_db: float = HRV_MIN_SNR_DB,
+) -> str | None:
+    """Why the pulse is too noisy to show single beats, or None (the first test of
+    :func:`hrv_gate`, which needs no beats: callers skip beat detection when it fails)."""
+    if confidence is not None:
+        conf = np.asarray(confidence, dtype=float)
+        conf = conf[np.isfinite(conf)]
+        median = float(np.median(conf)) if conf.size else 0.0
+        if median < min_confidence:
+            return f"pulse too noisy for beat-to-beat analysis (median confidence {median:.2f} < {min_confidence:g})"
+    if snr_db is not None and not (snr_db >= min_snr_db):
+        return f"pulse too noisy for beat-to-beat analysis (SNR {snr_db:.1f} dB < {min_snr_db:g} dB)"
+    return None
+
+
 def hrv_gate(
     beat_times_s: np.ndarray,
     hr_t_s: np.ndarray,
@@ -128,14 +148,10 @@ def hrv_gate(
     None when the beats pass; otherwise a one-line reason.
     """
     beats = np.asarray(beat_times_s, dtype=float)
-    if confidence is not None:
-        conf = np.asarray(confidence, dtype=float)
-        conf = conf[np.isfinite(conf)]
-        median = float(np.median(conf)) if conf.size else 0.0
-        if median < min_confidence:
-            return f"pulse too noisy for beat-to-beat analysis (median confidence {median:.2f} < {min_confidence:g})"
-    if snr_db is not None and not (snr_db >= min_snr_db):
-        return f"pulse too noisy for beat-to-beat analysis (SNR {snr_db:.1f} dB < {min_snr_db:g} dB)"
+    noisy = pulse_too_noisy(confidence=confidence, snr_db=snr_db, min_confidence=min_confidence,
+                            min_snr_db=min_snr_db)
+    if noisy is not None:
+        return noisy
     if beats.size < 3:
         return f"too few beats detected ({beats.size})"
     ibi_s = np.diff(beats)

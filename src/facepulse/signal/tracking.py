@@ -14,7 +14,27 @@ import numpy as np
 
 from facepulse.errors import ConfigError, InputError
 
-__all__ = ["track_confidence", "viterbi_track"]
+__all__ = ["forward_step", "log_transition", "track_confidence", "viterbi_track"]
+
+
+def log_transition(
+    grid_bpm: np.ndarray, step_s: float, sigma_bpm_per_s: float = 3.0, max_change_bpm_per_s: float = 10.0
+) -> np.ndarray:
+    """(G, G) log prior of moving from HR ``grid[j]`` to ``grid[i]`` in ``step_s`` seconds:
+    Gaussian in the change, ``-inf`` beyond ``max_change_bpm_per_s``."""
+    grid = np.asarray(grid_bpm, dtype=np.float64)
+    sigma = sigma_bpm_per_s * step_s
+    limit = max(max_change_bpm_per_s * step_s, float(np.min(np.diff(grid))) if grid.size > 1 else 0.0)
+    delta = grid[:, None] - grid[None, :]  # (to, from)
+    transition = -0.5 * (delta / sigma) ** 2
+    transition[np.abs(delta) > limit] = -np.inf
+    return transition
+
+
+def forward_step(score: np.ndarray, log_likelihood: np.ndarray, transition: np.ndarray) -> np.ndarray:
+    """One step of the Viterbi recursion: best score of each HR after one more window
+    (for trackers that run online and never look back, e.g. ``facepulse live``)."""
+    return np.max(score[None, :] + transition, axis=1) + log_likelihood
 
 
 def viterbi_track(
@@ -52,11 +72,7 @@ def viterbi_track(
     n_win = ll.shape[0]
     if n_win == 0:
         return np.zeros(0)
-    sigma = sigma_bpm_per_s * step_s
-    limit = max(max_change_bpm_per_s * step_s, float(np.min(np.diff(grid))) if grid.size > 1 else 0.0)
-    delta = grid[:, None] - grid[None, :]  # (to, from)
-    transition = -0.5 * (delta / sigma) ** 2
-    transition[np.abs(delta) > limit] = -np.inf
+    transition = log_transition(grid, step_s, sigma_bpm_per_s, max_change_bpm_per_s)
     score = ll[0].copy()
     back = np.zeros((n_win, grid.size), dtype=np.int64)
     for t in range(1, n_win):

@@ -248,7 +248,9 @@ def test_losses_finite_with_finite_gradients(name, kind, dtype):
     assert pred.grad is not None and torch.isfinite(pred.grad).all()
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES.names()))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in LOSSES.names() if not getattr(LOSSES.get(n), "batch_coupled", False))
+)
 def test_losses_vectorised_over_batch(name):
     gen = torch.Generator().manual_seed(4)
     pred = torch.randn(4, 128, generator=gen, dtype=torch.float64)
@@ -261,3 +263,16 @@ def test_losses_vectorised_over_batch(name):
     torch.testing.assert_close(together, alone, rtol=1e-9, atol=1e-12)
     mean = build_loss(name)(pred, target, fps=30.0, hr_bpm=hr)
     assert mean.item() == pytest.approx(together.mean().item())
+
+
+def test_batch_coupled_losses_are_the_self_supervised_priors_only():
+    """Only a loss built to compare the clips of a batch (SiNC's variance prior) may make a
+    clip's loss depend on its batch; its per-sample part is still vectorised."""
+    coupled = sorted(n for n in LOSSES.names() if getattr(LOSSES.get(n), "batch_coupled", False))
+    assert coupled == ["spectral_prior"]
+    gen = torch.Generator().manual_seed(4)
+    pred = torch.randn(4, 128, generator=gen, dtype=torch.float64)
+    loss = build_loss("spectral_prior", reduction="none", variance_weight=0.0)
+    together = loss(pred, pred, fps=30.0)
+    alone = torch.cat([loss(pred[i : i + 1], pred[i : i + 1], fps=30.0) for i in range(4)])
+    torch.testing.assert_close(together, alone, rtol=1e-9, atol=1e-12)

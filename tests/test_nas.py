@@ -633,3 +633,61 @@ def test_searched_model_predicts_and_exports_from_another_folder(tmp_path, monke
     old_ckpt = ckpt.parent / "old_style.ckpt"
     torch.save(old, old_ckpt)
     assert load_model(old_ckpt).model.backbone.genotype == genotype
+
+
+# ------------------------------------------------------------------- latency-aware search
+def test_op_flops_match_the_hand_count():
+    from facepulse.nas.cost import block_voxels, expected_cell_cost, op_cost_table
+
+    c = 4
+    table = op_cost_table(TINY_OPS, c, "flops")
+    # 3x3x3 conv: 2 * C * 27 per output channel, + BN (2) + ReLU (1), times C channels per voxel
+    assert table["conv_3x3x3"] == pytest.approx(c * (2 * c * 27 + 3))
+    assert table["conv_1x3x3"] == pytest.approx(c * (2 * c * 9 + 3))
+    assert table["tdc_3x3x3_t0.6"] == table["conv_3x3x3"]  # one folded convolution
+    assert table["none"] == table["skip"] == 0.0
+    assert table["max_pool_3x3x3"] == pytest.approx(27 * c)
+    # the AutoHR layout: stem halves the pixels; time halves after blocks 1 and 2
+    assert block_voxels(4, 16, 16) == [16 * 64, 8 * 16, 4 * 4, 4 * 1]
+    # expected cost: uniform op weights -> mean op cost per edge
+    w = torch.full((1, 6, len(TINY_OPS)), 1.0 / len(TINY_OPS))
+    costs = torch.tensor([table[n] for n in TINY_OPS])
+    got = expected_cell_cost(w, costs, [10, 5])
+    assert float(got) == pytest.approx(15 * 6 * float(costs.mean()), rel=1e-5)
+
+
+def test_higher_cost_weight_derives_a_cheaper_cell(tmp_path, monkeypatch):
+    from facepulse.nas.search import run_search
+
+    monkeypatch.chdir(tmp_path)
+    config = write_tiny_config(tmp_path, partial_channels=1)
+    derived = {}
+    for weight in (0.0, 10.0):
+        cfg = load_config(config, [f"name=cost_{weight:g}", f"search.cost_weight={weight}"])
+        result = run_search(cfg, progress=False)
+        derived[weight] = result.cost["derived_cells"]
+        assert (result.run_dir / "cost.json").is_file() and (result.run_dir / "op_costs.json").is_file()
+        history = read_alpha_history(result.run_dir / "alphas.jsonl")
+        assert history[-1]["cost"]["derived_cells"] == pytest.approx(derived[weight])
+    assert derived[10.0] < derived[0.0]
+
+
+def test_ubfc_search_config_splits_subjects_and_matches_training():
+    """configs/search_ubfc.yaml: real subjects split by subject (search-train / search-val /
+    left out), read through the training datamodule, normalised as the training config."""
+    from pathlib import Path
+
+    from facepulse.datasets.clips import records_by_split
+    from facepulse.nas.search_data import search_datamodule
+    from facepulse.train.data import ClipDataModule
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "configs" / "search_ubfc.yaml")
+    train_cfg = load_config(repo / "configs" / "autohr_synthetic.yaml")
+    assert cfg.kind == "search" and cfg.search.synth is None
+    assert cfg.model.normalize == train_cfg.model.normalize and cfg.loss.name == train_cfg.loss.name
+    assert isinstance(search_datamodule(cfg), ClipDataModule)
+    splits = records_by_split(cfg.data, cfg.seed)
+    subjects = {role: {r.subject_id for r in recs} for role, recs in splits.items()}
+    assert subjects["train"] and subjects["val"] and subjects["test"]
+    assert not (subjects["train"] & subjects["val"]) and not (subjects["test"] & (subjects["train"] | subjects["val"]))

@@ -86,6 +86,10 @@ class AugmentConfig(_Strict):
     # the clip's per-channel mean, 0 (the old default: distorts the normalisation), or noise
     erase_fill: Literal["mean", "channel_mean", "zero", "noise"] = "mean"
     hr_resample: bool = False  # AutoHR HR-balancing temporal resampling
+    # random playback speed moving each clip's HR to a target drawn in speed_hr_range_bpm
+    # (facepulse.augment.RandomSpeed): covers the HR range a dataset lacks; 0 = off
+    speed_p: float = Field(0.0, ge=0, le=1)
+    speed_hr_range_bpm: tuple[float, float] = (45.0, 150.0)
     flip_p: float = Field(0.0, ge=0, le=1)
     color_jitter: float = Field(0.0, ge=0)
     codec: CodecAugmentConfig = Field(default_factory=CodecAugmentConfig)  # camera + codec realism
@@ -144,12 +148,20 @@ class SearchConfig(_Strict):
     warmup_epochs: int = Field(0, ge=0)  # epochs training weights only before alphas move
     clip_len: int | None = Field(None, ge=8)  # search on shorter clips than data.clip_len
     size: int | None = Field(None, ge=8)  # search on smaller frames than data.size
+    # latency-aware search (facepulse.nas.cost): the architecture step adds cost_weight x the
+    # expected cost of the cells under softmax(alphas), as a fraction of the costliest cells
+    cost_weight: float = Field(0.0, ge=0)
+    cost_metric: Literal["flops", "latency"] = "flops"  # per-op table: counted FLOPs or measured CPU time
     synth: SynthClipsConfig | None = None  # set: search on in-memory synthetic clips, not data.*
 
 
 class ContrastiveConfig(_Strict):
-    """Gideon & Stent 2021 frequency contrast (facepulse.contrastive)."""
+    """Self-supervised training (facepulse.contrastive): Gideon & Stent 2021 frequency
+    contrast, or the SiNC spectral priors (Speth et al. 2023), ``objective``."""
 
+    # a facepulse.contrastive.objectives.OBJECTIVES name: "frequency_contrast" (Gideon &
+    # Stent 2021) or "spectral_prior" (SiNC, Speth et al. 2023: bandwidth, sparsity, variance)
+    objective: Literal["frequency_contrast", "spectral_prior"] = "frequency_contrast"
     resample_min: float = Field(1.25, gt=0)
     resample_max: float = Field(1.5, gt=0)
     n_views: int = Field(4, ge=1)
@@ -170,6 +182,22 @@ class ContrastiveConfig(_Strict):
     saliency_sparsity: float = Field(0.0, ge=0)  # weight of the saliency entropy loss
     saliency_temporal: float = Field(0.0, ge=0)  # weight of the saliency frame-to-frame loss
     saliency_params: dict[str, Any] = Field(default_factory=dict)  # SaliencySampler options
+    # spectral_prior: each clip resampled in time by a factor drawn from this range (its
+    # pulse moves to f * c), a window of view_len frames, reversed / flipped left-right.
+    # SiNC draws 0.6-1.4 with blended frames; here frames are picked by `interpolation`
+    # (nearest: c < 1 repeats frames and linear blends modulate the noise, both periodic
+    # cues a network learns instead of the pulse), hence c >= 1 by default
+    prior_resample: tuple[float, float] = (1.0, 1.4)
+    prior_flip_time: float = Field(0.5, ge=0, le=1)
+    prior_flip_h: float = Field(0.5, ge=0, le=1)
+    prior_params: dict[str, Any] = Field(default_factory=dict)  # SpectralPriorLoss options (weights, band)
+    # EMA teacher (mean teacher): a copy of the model whose weights follow the student's as
+    # w_t <- d * w_t + (1 - d) * w_s after every step; null = off. Its spectra of the same
+    # input are a target for the student's (teacher_weight, total-variation distance).
+    ema_teacher: float | None = Field(None, gt=0, lt=1)
+    teacher_weight: float = Field(1.0, ge=0)
+    # memory bank: never use queued spectra of the clip's own video as negatives
+    bank_exclude_same_video: bool = True
 
 
 class ExperimentConfig(_Strict):

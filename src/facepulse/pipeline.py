@@ -133,6 +133,7 @@ def predict(
     max_gap_s: float = 1.0,
     progress: bool = False,
     model: str | Path | Any | None = None,
+    adapt_steps: int = 0,
 ) -> PredictionResult:
     """Measure the pulse and heart rate in a face video.
 
@@ -157,6 +158,9 @@ def predict(
         (:func:`facepulse.models.inference.load_model`). The same face stage also cuts
         face crops (as the preprocessing cache does), the model runs over the whole
         video in overlapping clips, and its pulse takes the same HR path as a method's.
+    adapt_steps : with a ``.ckpt`` model, first fine-tune a copy of it on this video's
+        face crops without labels for this many steps
+        (:func:`facepulse.contrastive.adapt.adapt_model`, SiNC spectral priors); 0 = off.
     """
     from facepulse.face.tracker import FaceTracker
     from facepulse.face.detectors import make_detector
@@ -165,6 +169,8 @@ def predict(
     from facepulse.roi.trace import extract_trace
 
     band_bpm = _check_band(band_bpm)
+    if adapt_steps and model is None:
+        raise ConfigError("adapt_steps (--adapt) needs a model (--model)")
     runner = None
     if model is not None:
         from facepulse.models.inference import load_model
@@ -207,6 +213,8 @@ def predict(
             step_s=step_s,
             band_bpm=band_bpm,
             source=str(info.path) if info.path else "<array>",
+            adapt_steps=adapt_steps,
+            progress=progress,
         )
     if method == FUSED_METHOD:
         from facepulse.roi.regions import DEFAULT_REGIONS
@@ -253,6 +261,8 @@ def predict_from_face_frames(
     step_s: float = 1.0,
     band_bpm: tuple[float, float] = DEFAULT_BAND_BPM,
     source: str = "<frames>",
+    adapt_steps: int = 0,
+    progress: bool = False,
 ) -> PredictionResult:
     """The back half of :func:`predict` with a model: face crops -> model pulse -> result.
 
@@ -262,30 +272,60 @@ def predict_from_face_frames(
     :func:`facepulse.models.inference.load_model` runner. The crops are resampled onto a
     regular grid at the model's frame rate, the model's clip pulses are overlap-added
     (:func:`facepulse.models.inference.video_pulse`), frames in long no-face gaps become
-    NaN, and :func:`result_from_pulse` does the rest, as for the classic methods.
+    NaN, and the pulse is tracked across windows as the fused estimator's candidates are
+    (:func:`facepulse.signal.fusion.fuse_pulses`, one candidate, no whitening).
+    ``adapt_steps`` > 0 first fine-tunes a copy of the model on the crops without labels
+    (:func:`facepulse.contrastive.adapt.adapt_runner`; ``progress``: its progress bar).
     """
     from facepulse.io.timegrid import resample_frames
     from facepulse.models.inference import video_pulse
+    from facepulse.signal.filters import bandpass
+    from facepulse.signal.fusion import fuse_pulses
 
     band_bpm = _check_band(band_bpm)
     fps = float(runner.info.fps)
     t_uniform, frames_uniform = resample_frames(trace.timestamps_s, frames, fps)
     valid_uniform = np.interp(t_uniform, trace.timestamps_s, trace.valid.astype(float)) > 0.5
     _check_long_enough(source, t_uniform, valid_uniform, fps, window_s)
+    method = f"model:{runner.info.name}"
+    if adapt_steps < 0:
+        raise ConfigError(f"adapt_steps must be >= 0, got {adapt_steps}")
+    if adapt_steps:
+        from facepulse.contrastive.adapt import adapt_runner
+
+        runner = adapt_runner(runner, frames_uniform, steps=adapt_steps, progress=progress)
+        method += "+adapt"
     pulse = video_pulse(runner, frames_uniform)
     pulse[~valid_uniform] = np.nan
-    return result_from_pulse(
-        t_uniform,
-        pulse,
+    # the model's pulse takes the fused estimator's HR path as its one candidate: windows
+    # tracked across the video (a window whose peak jumps is overruled by its neighbours),
+    # the whole-video HR from the track. No spectral whitening: it corrects the 1/f noise
+    # of raw colour traces, and a model's output is already a pulse (docs/benchmarks.md).
+    bvp = _bandpass_segments(pulse, fps, band_bpm, bandpass)
+    fusion = fuse_pulses(
+        np.nan_to_num(bvp)[None],
         fps,
-        method=f"model:{runner.info.name}",
-        frame_timestamps_s=trace.timestamps_s,
-        rgb=trace.rgb,
+        candidates=(method,),
+        valid=valid_uniform,
+        timestamps_s=t_uniform,
         window_s=window_s,
         step_s=step_s,
         band_bpm=band_bpm,
+        tilt=0.0,
+        agreement=False,
+    )
+    return _result_from_fusion(
+        fusion,
+        t_uniform=t_uniform,
+        valid_uniform=valid_uniform,
+        timestamps_s=np.asarray(trace.timestamps_s, dtype=float),
+        fps=fps,
+        method=method,
+        window_s=window_s,
+        band_bpm=band_bpm,
         source=source,
         frames_without_face=trace.frames_without_face,
+        rgb=trace.rgb,
         boxes=trace.boxes,
         preview_frame=getattr(trace, "preview_frame", None),
         preview_mask=getattr(trace, "preview_mask", None),
@@ -500,6 +540,52 @@ def predict_from_regions(
         step_s=step_s,
         band_bpm=band_bpm,
     )
+    return _result_from_fusion(
+        fusion,
+        t_uniform=t_uniform,
+        valid_uniform=valid_uniform,
+        timestamps_s=timestamps_s,
+        fps=fps,
+        method=FUSED_METHOD,
+        window_s=window_s,
+        band_bpm=band_bpm,
+        source=source,
+        frames_without_face=frames_without_face,
+        rgb=rgb,
+        boxes=boxes,
+        preview_frame=preview_frame,
+        preview_mask=preview_mask,
+        warnings_=warnings_,
+        region_names=region_names,
+    )
+
+
+def _result_from_fusion(
+    fusion: Any,
+    *,
+    t_uniform: np.ndarray,
+    valid_uniform: np.ndarray,
+    timestamps_s: np.ndarray,
+    fps: float,
+    method: str,
+    window_s: float,
+    band_bpm: tuple[float, float],
+    source: str,
+    frames_without_face: int = 0,
+    rgb: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
+    preview_frame: np.ndarray | None = None,
+    preview_mask: np.ndarray | None = None,
+    warnings_: list[str] | None = None,
+    region_names: tuple[str, ...] | list[str] | None = None,
+) -> PredictionResult:
+    """Tracked windows (:func:`facepulse.signal.fusion.fuse_pulses`) -> result: the
+    whole-video HR from the track, beats and HRV only from a clean pulse, quality flags.
+    Shared by the fused estimator and the deep models."""
+    from facepulse.signal.hr import WindowedHR
+    from facepulse.signal.hrv import detect_beats
+    from facepulse.signal.quality import hr_quality, pulse_too_noisy
+
     windows = WindowedHR(
         t_center_s=fusion.t_center_s,
         t_start_s=fusion.t_start_s,
@@ -531,13 +617,13 @@ def predict_from_regions(
         longest_gap_s=_longest_gap_s(t_uniform, valid_uniform, fps),
         agreement=fusion.agreement,
     )
-    _add_warnings(quality, warnings_)
+    _add_warnings(quality, warnings_ or [])
     valid_frames, bvp_frames = _on_frames(timestamps_s, t_uniform, valid_uniform, np.nan_to_num(bvp_uniform))
     if rgb is None:
         rgb = np.full((timestamps_s.size, 3), np.nan)
     return PredictionResult(
         source=source,
-        method=FUSED_METHOD,
+        method=method,
         fps=float(fps),
         timestamps_s=timestamps_s,
         bvp=bvp_frames,

@@ -362,6 +362,53 @@ class HRBalance(Augment):
         return replace(sample, clip=clip, ppg=ppg, hr_bpm=sample.hr_bpm * speed)
 
 
+@AUGMENTS.register("speed")
+class RandomSpeed(Augment):
+    """With probability ``p``, play the clip at a speed that moves its HR to a random target.
+
+    The target HR is drawn uniformly in ``hr_range_bpm`` and the speed is ``target / hr``,
+    clamped to ``speed_range``; clip and PPG are resampled together by
+    :func:`temporal_resample` and ``hr_bpm`` is scaled, so labels stay aligned. A
+    continuous version of AutoHR's HR balancing (Yu et al., IEEE SPL 2020) that covers the
+    whole HR range whatever the dataset's HR distribution (UBFC-rPPG is mostly 90-120 bpm).
+    The dataset must load ``ceil(max speed) * T`` frames; the output has ``T = out_frames``
+    (default: the given frames / ceil(max speed)).
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        hr_range_bpm: tuple[float, float] = (45.0, 150.0),
+        speed_range: tuple[float, float] = (0.4, 2.0),
+        out_frames: int | None = None,
+    ):
+        lo, hi = hr_range_bpm
+        s_lo, s_hi = speed_range
+        if not (0 < lo <= hi and 0 < s_lo <= 1 <= s_hi):
+            raise ConfigError(
+                f"speed: need 0 < hr_range_bpm[0] <= [1] and speed_range around 1, got {hr_range_bpm}, {speed_range}"
+            )
+        self.p, self.hr_range_bpm, self.speed_range, self.out_frames = p, (lo, hi), (s_lo, s_hi), out_frames
+        self._factor = math.ceil(s_hi)
+
+    def source_frames(self, n_frames: int) -> int:
+        return self._factor * n_frames
+
+    def __call__(self, sample: ClipSample, generator: GeneratorLike = None) -> ClipSample:
+        if sample.hr_bpm is None or sample.ppg is None:
+            raise InputError("speed: the sample has no hr_bpm / ppg label")
+        gen = as_generator(generator)
+        u = _uniform((2,), gen)
+        n_out = self.out_frames if self.out_frames is not None else sample.clip.shape[1] // self._factor
+        speed = 1.0
+        if bool(u[0] < self.p) and sample.hr_bpm > 0:
+            lo, hi = self.hr_range_bpm
+            target = lo + float(u[1]) * (hi - lo)
+            speed = min(max(target / sample.hr_bpm, self.speed_range[0]), self.speed_range[1])
+        clip, ppg = temporal_resample(sample.clip, speed, n_out, sample.ppg)
+        return replace(sample, clip=clip, ppg=ppg, hr_bpm=sample.hr_bpm * speed)
+
+
 class HRBalancedClips(Dataset):
     """AutoHR HR balancing that *adds* resampled copies (Yu et al., IEEE SPL 2020).
 

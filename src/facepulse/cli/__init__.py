@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "facepulse.cli.demo_cmd",
     "facepulse.cli.train_cmd",
     "facepulse.cli.export_cmd",
+    "facepulse.cli.models_cmd",
     "facepulse.cli.search_cmd",
     "facepulse.cli.preprocess_cmd",
     "facepulse.cli.evaluate_cmd",

@@ -61,8 +61,20 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
         model: Annotated[
             Optional[Path],
-            typer.Option("--model", help="A trained model (.ckpt of `facepulse train`, or .onnx) instead of --method."),
+            typer.Option(
+                "--model",
+                help="A deep model instead of --method: 'default' (or another name of `facepulse models`), "
+                "a .ckpt of `facepulse train`, or an .onnx of `facepulse export`.",
+            ),
         ] = None,
+        adapt: Annotated[
+            bool,
+            typer.Option("--adapt", help="Fine-tune the --model (.ckpt) on this video without labels first "
+                         "(SiNC spectral priors), then predict."),
+        ] = False,
+        adapt_steps: Annotated[
+            int, typer.Option("--adapt-steps", help="Optimisation steps of --adapt (its time bound).")
+        ] = 40,
     ) -> None:
         """Pulse waveform and heart rate of the face in VIDEO."""
         from facepulse.errors import NoFaceError
@@ -78,6 +90,10 @@ def register(app: typer.Typer) -> None:
             from facepulse.errors import ConfigError
 
             raise ConfigError(f"--face-index={face_index}: must be 0 (largest face) or more")
+        if adapt and (model is None or adapt_steps < 1):
+            from facepulse.errors import ConfigError
+
+            raise ConfigError("--adapt needs --model and --adapt-steps >= 1")
         try:
             result = predict(
                 video,
@@ -90,6 +106,7 @@ def register(app: typer.Typer) -> None:
                 face_index=face_index,
                 progress=not quiet and sys.stderr.isatty(),
                 model=model,
+                adapt_steps=adapt_steps if adapt else 0,
             )
         except NoFaceError:
             if face_index:  # "no face" may mean "not that many faces"

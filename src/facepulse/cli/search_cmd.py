@@ -34,13 +34,23 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"{config}: kind is {cfg.kind!r}; facepulse search needs kind: search")
         result = run_search(cfg, progress=False if quiet else None, resume=resume)
         resumed = "" if result.resumed_from_epoch is None else f" (resumed at epoch {result.resumed_from_epoch})"
+        c = result.cost
+        scale, unit = (1e-6, "MFLOPs") if c.get("metric") == "flops" else (1e3, "ms of CPU")
+        cost_line = (
+            f"  cost        cells {c['derived_cells'] * scale:.3g} {unit} per s of video as derived, "
+            f"{c['expected_cells'] * scale:.3g} expected under the alphas (cost_weight {c['cost_weight']:g}"
+            + (f"; whole network {c['derived_network_flops'] * 1e-6:.3g} MFLOPs/s" if "derived_network_flops" in c else "")
+            + f"; {result.run_dir / 'cost.json'})\n"
+        ) if c else ""
         typer.echo(
             f"{cfg.name}: search done{resumed}\n"
             f"  genotype    {result.genotype_path}\n"
             f"  drawing     {result.png_path}\n"
             f"  alphas      {result.run_dir / 'alphas.jsonl'}\n"
             f"  last        {result.checkpoint}\n"
+            f"{cost_line}"
             f"  train it    facepulse train --config FILE.yaml model.name=autohr "
             f"model.params.genotype={result.genotype_path} model.params.channels=C "
-            f"model.params.n_blocks={cfg.search.n_blocks}"
+            f"model.params.n_blocks={cfg.search.n_blocks} model.normalize={cfg.model.normalize} "
+            f"loss.name={cfg.loss.name}   (train it as it was searched)"
         )

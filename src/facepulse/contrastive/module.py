@@ -15,6 +15,14 @@ frames (the paper's shorter negative rewards an output locked to the clip's edge
 ``contrastive.common_weight`` penalises the output power common to every clip of a batch
 (:func:`common_power`). Both are off by default (the paper's set-up).
 
+``contrastive.objective: spectral_prior`` trains with the non-contrastive SiNC priors
+instead (Speth et al., CVPR 2023; :mod:`facepulse.contrastive.prior`). Objectives are
+registered in :data:`facepulse.contrastive.objectives.OBJECTIVES`. ``contrastive.ema_teacher``
+adds a mean teacher (Tarvainen & Valpola, NeurIPS 2017): an exponential moving average of
+the model's weights whose in-band spectra of the same input are a target for the model's.
+The memory bank stores each entry's video, and entries of a clip's own video are not
+used as its negatives (``contrastive.bank_exclude_same_video``).
+
 Labels are never used for training. Model selection is unsupervised: the validation
 irrelevant power ratio ``val_ipr`` (share of the pulse's power outside the HR band,
 lower is better; the paper's choice), or with ``contrastive.select: snr`` the pulse SNR
@@ -37,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import copy
+
 import lightning as L
 import numpy as np
 import torch
@@ -44,6 +54,14 @@ from torch import nn
 
 from facepulse.config import ExperimentConfig
 from facepulse.contrastive.memory_bank import MemoryBank
+from facepulse.contrastive.objectives import (
+    OBJECTIVES,
+    ObjectiveOutput,
+    batch_fps,
+    run_backbone,
+    video_codes,
+)
+from facepulse.contrastive.prior import spectral_prior_objective  # noqa: F401  (registers "spectral_prior")
 from facepulse.contrastive.resample import (
     max_view_len,
     resample_clips,
@@ -55,7 +73,7 @@ from facepulse.contrastive.resample import (
 from facepulse.contrastive.saliency import SaliencyModel, saliency_sparsity, saliency_temporal
 from facepulse.contrastive.triplet import MultiViewTripletLoss
 from facepulse.errors import ConfigError, InputError
-from facepulse.losses import irrelevant_power_ratio, snr_db
+from facepulse.losses import SpectralPriorLoss, band_spectra, build_loss, irrelevant_power_ratio, snr_db
 from facepulse.losses.spectral import as_batch_values
 from facepulse.models import build_model
 from facepulse.models.normalize import normalize_clip
@@ -85,10 +103,7 @@ class Branches:
     saliency: torch.Tensor | None = None
 
 
-def _run(model: nn.Module, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(model, SaliencyModel):
-        return model(clips, return_saliency=True)
-    return model(clips), None
+_run = run_backbone
 
 
 def window_offsets(
@@ -204,13 +219,22 @@ def check_config(config: ExperimentConfig) -> None:
             f"got {c.resample_min}, {c.resample_max}"
         )
     longest = max_view_len(d.clip_len, c.resample_max)
-    if c.view_len > longest:
+    if c.objective == "frequency_contrast" and c.view_len > longest:
         raise ConfigError(
             f"contrastive.view_len {c.view_len} > {longest}: a clip of data.clip_len {d.clip_len} frames sped up "
             f"{c.resample_max:g}x has only {longest} real frames"
         )
-    if c.memory_bank and c.distance == "mcc":
+    if c.memory_bank and c.distance == "mcc" and c.objective == "frequency_contrast":
         raise ConfigError("contrastive.memory_bank needs distance psd_mse or l1 (it stores spectra), not mcc")
+    if c.objective == "spectral_prior":
+        low, high = c.prior_resample
+        if not 0 < low <= high:
+            raise ConfigError(f"contrastive.prior_resample: need 0 < low <= high, got {low}, {high}")
+        if (c.view_len - 1) * high > d.clip_len - 1 + 1e-6:
+            raise ConfigError(
+                f"contrastive.view_len {c.view_len}: resampled by up to prior_resample {high:g} it needs "
+                f"more than data.clip_len {d.clip_len} frames"
+            )
 
 
 #: Checkpoint entry of the contrastive state that is not in the weights (the memory bank).
@@ -228,11 +252,83 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
-def batch_fps(batch: Batch, like: torch.Tensor) -> torch.Tensor:
-    """(B,) frame rates of a batch (``batch["fps"]``: float or (B,))."""
-    if "fps" not in batch:
-        raise InputError("contrastive: batch has no 'fps' field")
-    return as_batch_values(batch["fps"], like.shape[0], like, "fps")
+def bank_keep(codes: torch.Tensor, bank_codes: torch.Tensor) -> torch.Tensor:
+    """(B, K) bool: queued entry k may be a negative of clip b (not from the same video).
+
+    Entries or clips of unknown video (code -1) are always kept.
+    """
+    same = codes[:, None] == bank_codes.to(codes)[None, :]
+    return ~same | (codes[:, None] < 0) | (bank_codes.to(codes)[None, :] < 0)
+
+
+@OBJECTIVES.register("frequency_contrast")
+def frequency_contrast_objective(
+    module: ContrastiveModule, batch: Batch, generator: torch.Generator | None
+) -> ObjectiveOutput:
+    """Gideon & Stent, ICCV 2021: multi-view triplet loss of the anchor, its positive and
+    its frequency-shifted negative (plus memory-bank negatives of other videos)."""
+    c = module.config.contrastive
+    clips = batch["clip"]
+    fps = batch_fps(batch, clips.float())
+    factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, generator, device=clips.device)
+    offset = None
+    if c.branches == "equal":
+        n_neg = int(valid_length(clips.shape[2], factor.max()[None])[0])
+        offset = window_offsets(clips.shape[2], n_neg, factor, generator)
+    br = frequency_contrast(module.model, clips, factor, c.interpolation, module.config.model.normalize, offset)
+    # float32 for the spectra: FFTs have no bf16 kernels (bf16-mixed precision)
+    anchor = sample_views(br.anchor.float(), c.n_views, c.view_len, generator=generator)
+    positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len, generator)
+    negative = sample_views(br.negative.float(), c.n_views, c.view_len, generator=generator)
+    codes = video_codes(batch.get("video_id"), clips.shape[0], clips.device)
+    bank, keep = None, None
+    if module.bank is not None and len(module.bank):
+        bank = module.bank.spectra()
+        if c.bank_exclude_same_video:
+            keep = bank_keep(codes, module.bank.video_codes())
+    terms = module.loss_fn.terms(anchor, positive, negative, fps, bank, keep)
+    anchor_input = _anchor_input(clips, offset, br.anchor.shape[1], module.config.model.normalize)
+    return ObjectiveOutput(
+        loss=terms.loss.mean(),
+        terms={"positive": terms.positive.mean(), "negative": terms.negative.mean(), "bank": terms.bank.mean()},
+        anchor=br.anchor,
+        anchor_input=anchor_input,
+        pulses=[br.anchor, br.negative],
+        saliency=br.saliency,
+        bank_spectra=module.loss_fn.spectra(anchor, fps) if module.bank is not None else None,
+        bank_codes=codes.repeat_interleave(c.n_views),
+    )
+
+
+def _anchor_input(clips: torch.Tensor, offset: torch.Tensor | None, length: int, normalize: str) -> torch.Tensor:
+    """The normalised clips of the anchor branch (for the EMA teacher)."""
+    if offset is not None:
+        b, t = clips.shape[0], clips.shape[2]
+        idx = (offset.to(clips.device).long()[:, None] + torch.arange(length, device=clips.device)).clamp(max=t - 1)
+        clips = torch.take_along_dim(clips, idx.view(b, 1, length, 1, 1), dim=2)
+    return normalize_clip(clips, normalize)
+
+
+def teacher_distance(student: torch.Tensor, teacher: torch.Tensor, fps: torch.Tensor, band_bpm) -> torch.Tensor:
+    """(B,) total-variation distance between the normalised in-band spectra of two pulses.
+
+    Tarvainen & Valpola, NeurIPS 2017 (mean teacher: consistency with an EMA of the
+    model), on phase-free spectra as the frequency losses compare pulses. 0 for the same
+    rate, 1 for disjoint spectra.
+    """
+    lo, hi = band_bpm
+    s = band_spectra(student.float(), fps, lo, hi)
+    t = band_spectra(teacher.detach().float(), fps, lo, hi)
+    return 0.5 * (s - t).abs().sum(dim=-1)
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """``w_t <- decay * w_t + (1 - decay) * w_s`` for every parameter; buffers are copied."""
+    for p_t, p_s in zip(teacher.parameters(), student.parameters(), strict=True):
+        p_t.mul_(decay).add_(p_s.detach(), alpha=1.0 - decay)
+    for b_t, b_s in zip(teacher.buffers(), student.buffers(), strict=True):
+        b_t.copy_(b_s)
 
 
 class ContrastiveModule(L.LightningModule):
@@ -254,10 +350,17 @@ class ContrastiveModule(L.LightningModule):
         torch.manual_seed(config.seed)  # same config -> same initial weights
         self.model = build_contrastive_model(config)
         c = config.contrastive
+        self.objective = OBJECTIVES.get(c.objective)
         self.loss_fn = MultiViewTripletLoss(
             c.distance, c.band_bpm[0], c.band_bpm[1], bank_weight=c.bank_weight, window=c.window
         )
+        prior = build_loss("spectral_prior", **c.prior_params)
+        assert isinstance(prior, SpectralPriorLoss)
+        self.prior = prior
         self.bank = MemoryBank(c.memory_bank) if c.memory_bank else None
+        self.teacher: nn.Module | None = None
+        if c.ema_teacher is not None:
+            self.teacher = copy.deepcopy(self.model).requires_grad_(False)
 
     def configure_optimizers(self):
         return build_optimizer(self.model.parameters(), self.config)
@@ -270,49 +373,49 @@ class ContrastiveModule(L.LightningModule):
     def step_losses(
         self, batch: Batch, update_bank: bool = False, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """All training terms of one batch (scalars): ``loss`` (the total), ``positive``,
-        ``negative``, ``bank`` (triplet terms), ``ipr``, ``sparsity``, ``temporal``.
+        """All training terms of one batch (scalars): ``loss`` (the total), the objective's
+        terms (``frequency_contrast``: ``positive``, ``negative``, ``bank``;
+        ``spectral_prior``: ``bandwidth``, ``peak_sparsity``, ``variance``), and as
+        configured ``ipr``, ``common``, ``teacher``, ``sparsity``, ``temporal``.
 
-        ``update_bank`` pushes the batch's anchor spectra into the memory bank afterwards
-        (never before: a clip must not be its own negative). The factors and views are
-        drawn from ``generator`` (training passes :func:`step_generator`; None: torch's
-        global random state).
+        ``update_bank`` pushes the batch's spectra (and video codes) into the memory bank
+        afterwards (never before: a clip must not be its own negative). Random draws come
+        from ``generator`` (training passes :func:`step_generator`; None: torch's global
+        random state).
         """
         c = self.config.contrastive
-        clips = batch["clip"]
-        fps = batch_fps(batch, clips.float())
-        factor = sample_factors(clips.shape[0], c.resample_min, c.resample_max, generator, device=clips.device)
-        offset = None
-        if c.branches == "equal":
-            n_neg = int(valid_length(clips.shape[2], factor.max()[None])[0])
-            offset = window_offsets(clips.shape[2], n_neg, factor, generator)
-        br = frequency_contrast(self.model, clips, factor, c.interpolation, self.config.model.normalize, offset)
-        # float32 for the spectra: FFTs have no bf16 kernels (bf16-mixed precision)
-        anchor = sample_views(br.anchor.float(), c.n_views, c.view_len, generator=generator)
-        positive = sample_views(br.positive.float(), c.n_views, c.view_len, br.positive_len, generator)
-        negative = sample_views(br.negative.float(), c.n_views, c.view_len, generator=generator)
-        bank = self.bank.spectra() if self.bank is not None and len(self.bank) else None
-        terms = self.loss_fn.terms(anchor, positive, negative, fps, bank)
-        out = {
-            "positive": terms.positive.mean(),
-            "negative": terms.negative.mean(),
-            "bank": terms.bank.mean(),
-        }
-        loss = terms.loss.mean()
+        res = self.objective(self, batch, generator)
+        fps = batch_fps(batch, res.anchor.float())
+        out = dict(res.terms)
+        loss = res.loss
         if c.ipr_weight > 0:
-            out["ipr"] = irrelevant_power_ratio(br.anchor.float(), fps, *c.band_bpm).mean()
+            out["ipr"] = irrelevant_power_ratio(res.anchor.float(), fps, *c.band_bpm).mean()
             loss = loss + c.ipr_weight * out["ipr"]
         if c.common_weight > 0:
-            # both branches: a fixed waveform per branch is the collapse (docs/training.md)
-            out["common"] = 0.5 * (common_power(br.anchor.float()) + common_power(br.negative.float()))
+            # every branch: a fixed waveform per branch is the collapse (docs/training.md)
+            out["common"] = torch.stack([common_power(p.float()) for p in res.pulses]).mean()
             loss = loss + c.common_weight * out["common"]
-        if br.saliency is not None:
-            out["sparsity"], out["temporal"] = saliency_sparsity(br.saliency), saliency_temporal(br.saliency)
+        if self.teacher is not None:
+            self.teacher.train(self.model.training)
+            with torch.no_grad():
+                target, _ = run_backbone(self.teacher, res.anchor_input)
+            out["teacher"] = teacher_distance(res.anchor, target, fps, self.prior_band()).mean()
+            loss = loss + c.teacher_weight * out["teacher"]
+        if res.saliency is not None:
+            out["sparsity"], out["temporal"] = saliency_sparsity(res.saliency), saliency_temporal(res.saliency)
             loss = loss + c.saliency_sparsity * out["sparsity"] + c.saliency_temporal * out["temporal"]
-        if update_bank and self.bank is not None:
-            self.bank.push(self.loss_fn.spectra(anchor, fps), fps)
+        if update_bank and self.bank is not None and res.bank_spectra is not None:
+            self.bank.push(res.bank_spectra, fps, res.bank_codes)
         out["loss"] = loss
         return out
+
+    def prior_band(self) -> tuple[float, float]:
+        """HR band (bpm) of the teacher's spectra: the spectral prior's band."""
+        return self.prior.min_bpm, self.prior.max_bpm
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.teacher is not None and self.config.contrastive.ema_teacher is not None:
+            ema_update(self.teacher, self.model, self.config.contrastive.ema_teacher)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         gen = step_generator(self.config.seed, self.global_rank, self.global_step)

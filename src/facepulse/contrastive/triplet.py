@@ -174,8 +174,11 @@ class MultiViewTripletLoss(nn.Module):
         negative: torch.Tensor,
         fps: float | torch.Tensor,
         bank: torch.Tensor | None = None,
+        bank_keep: torch.Tensor | None = None,
     ) -> TripletTerms:
-        """All (B,) terms; see :class:`TripletTerms`."""
+        """All (B,) terms; see :class:`TripletTerms`. ``bank_keep`` (B, K) bool: which
+        queued spectra may be negatives of each sample (e.g. not from its own video);
+        a sample with none kept gets a bank term of 0."""
         for name, v in (("anchor", anchor), ("positive", positive), ("negative", negative)):
             if v.ndim != 3 or not v.is_floating_point():
                 raise InputError(f"triplet loss {name}: expected float views (B, N, W), got {v.dtype} {tuple(v.shape)}")
@@ -198,7 +201,15 @@ class MultiViewTripletLoss(nn.Module):
             if bank.ndim != 2 or bank.shape[1] != fa.shape[2]:
                 raise InputError(f"memory bank spectra {tuple(bank.shape)} do not match the views' {fa.shape[2]} bins")
             queued = bank.to(fa)[None].expand(fa.shape[0], -1, -1)
-            far = d.pairwise(fa, queued, fps_b, n_bins).mean(dim=(1, 2))
+            dist = d.pairwise(fa, queued, fps_b, n_bins)  # (B, N, K)
+            if bank_keep is None:
+                far = dist.mean(dim=(1, 2))
+            else:
+                if bank_keep.shape != (fa.shape[0], bank.shape[0]):
+                    raise InputError(f"memory bank mask {tuple(bank_keep.shape)} does not match "
+                                     f"{fa.shape[0]} samples x {bank.shape[0]} queued spectra")
+                keep = bank_keep.to(dist.dtype)[:, None, :]
+                far = (dist * keep).sum(dim=(1, 2)) / (keep.sum(dim=2).squeeze(1) * dist.shape[1]).clamp(min=1)
             loss = loss - self.bank_weight * far
         return TripletTerms(loss=loss, positive=pos, negative=neg, bank=far)
 

@@ -29,6 +29,14 @@ from facepulse.losses.frequency import (
     psd_mse,
     snr_db,
 )
+from facepulse.losses.prior import (
+    PriorTerms,
+    SpectralPriorLoss,
+    band_spectra,
+    bandwidth_loss,
+    sparsity_loss,
+    variance_loss,
+)
 from facepulse.losses.spectral import band_mask, hr_bins_bpm, rfft_psd, torch_psd, zero_pad
 from facepulse.losses.time import NegPearsonLoss, pearson_r
 
@@ -40,10 +48,14 @@ __all__ = [
     "MaxCrossCorrelationLoss",
     "NegPearsonLoss",
     "PSDMSELoss",
+    "PriorTerms",
     "PulseLoss",
     "SNRLoss",
+    "SpectralPriorLoss",
     "band_mask",
     "band_psd",
+    "band_spectra",
+    "bandwidth_loss",
     "build_loss",
     "freq_cross_entropy",
     "hr_bins_bpm",
@@ -53,7 +65,9 @@ __all__ = [
     "psd_mse",
     "rfft_psd",
     "snr_db",
+    "sparsity_loss",
     "torch_psd",
+    "variance_loss",
     "zero_pad",
 ]
 

@@ -22,6 +22,7 @@ from facepulse.models.normalize import NORMALIZATIONS, ClipNormalizer, diff_sign
 from facepulse.models.ops import OPS, SEARCH_SPACE, build_op, conv_equivalent, is_tdc
 from facepulse.models.physnet import PhysNet
 from facepulse.models.tdc import TDConv3d
+from facepulse.models.tsnet import TSNet
 from facepulse.registry import Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -39,6 +40,7 @@ __all__ = [
     "Genotype",
     "PhysNet",
     "TDConv3d",
+    "TSNet",
     "all_edges",
     "as_genotype",
     "build_model",
@@ -79,6 +81,12 @@ def autohr_conv(
     """AutoHR with every TDC op of the genotype replaced by its plain convolution (ablation)."""
     geno = without_tdc(DEFAULT_GENOTYPE if genotype is None else as_genotype(genotype))
     return AutoHR(geno, channels=channels, n_blocks=n_blocks, upsample=upsample, in_channels=in_channels)
+
+
+@MODELS.register("tsnet")
+def tsnet(channels: int = 16, temporal_blocks: int = 3, in_channels: int = 3) -> TSNet:
+    """Small temporal-shift CNN for CPU (TS-CAN / EfficientPhys style; Liu et al., NeurIPS 2020)."""
+    return TSNet(channels=channels, temporal_blocks=temporal_blocks, in_channels=in_channels)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -227,8 +227,11 @@ class OnnxRunner:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> TorchRunner | OnnxRunner:
-    """A runner for a training checkpoint (``.ckpt``) or an exported ``.onnx`` file."""
-    path = Path(path)
+    """A runner for a training checkpoint (``.ckpt``), an exported ``.onnx`` file, or the
+    name of a model that ships in the package (``"default"``; :mod:`facepulse.models.pretrained`)."""
+    from facepulse.models.pretrained import resolve_model
+
+    path = resolve_model(path)
     if path.suffix.lower() == ".onnx":
         return OnnxRunner(path)
     model, info = load_checkpoint_model(path)

@@ -15,6 +15,15 @@ points to.
 
 from __future__ import annotations
 
+from facepulse.nas.cost import (
+    COST_METRICS,
+    block_voxels,
+    count_flops,
+    expected_cell_cost,
+    genotype_cell_cost,
+    measure_latency,
+    op_cost_table,
+)
 from facepulse.nas.derive import derive_cell, derive_genotype, edge_choice, supernet_genotype
 from facepulse.nas.draw import draw_genotype
 from facepulse.nas.search import (
@@ -34,6 +43,13 @@ from facepulse.nas.search import (
 from facepulse.nas.supernet import MixedCell, MixedOp, Supernet, channel_shuffle
 
 __all__ = [
+    "COST_METRICS",
+    "block_voxels",
+    "count_flops",
+    "expected_cell_cost",
+    "genotype_cell_cost",
+    "measure_latency",
+    "op_cost_table",
     "AlphaLogger",
     "MixedCell",
     "MixedOp",

@@ -17,8 +17,15 @@ statistics as they were. Every step is batch-vectorised.
 
 Outputs in ``config.run_dir``: ``last.ckpt`` (each epoch: weights, alphas,
 optimiser and scheduler states, RNG states; a rerun resumes from it), ``alphas.jsonl``
-(one line per epoch: alphas, op weights, genotype), ``genotype_epochNN.json``, and at the
-end ``genotype.json`` + ``genotype.png``.
+(one line per epoch: alphas, op weights, genotype, its cost), ``genotype_epochNN.json``,
+``op_costs.json`` (the per-op cost table), and at the end ``genotype.json`` +
+``genotype.png`` + ``cost.json``.
+
+Latency-aware search (beyond AutoHR; :mod:`facepulse.nas.cost`): ``search.cost_weight``
+> 0 adds the expected cost of the cells under the softmax of the alphas (FLOPs or
+measured CPU latency per op, ``search.cost_metric``) to the architecture loss. Searching
+at several weights gives cells that trade accuracy for speed; each run's ``cost.json``
+says what its derived cell costs per second of video.
 
 Split by responsibility: :mod:`facepulse.nas.search_data` (the clips),
 :mod:`facepulse.nas.bilevel` (the two steps), :mod:`facepulse.nas.search_module` (the
@@ -30,8 +37,9 @@ runs a search (:func:`run_search`) and gathers their public names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 
@@ -46,7 +54,7 @@ from facepulse.nas.bilevel import (
     weight_step,
 )
 from facepulse.nas.search_data import search_datamodule, synthetic_splits
-from facepulse.nas.search_log import AlphaLogger, read_alpha_history, write_genotype
+from facepulse.nas.search_log import AlphaLogger, read_alpha_history, write_cost, write_genotype
 from facepulse.nas.search_module import SINGLE_DEVICE_WHY, SearchModule, check_single_device
 
 __all__ = [
@@ -66,6 +74,7 @@ __all__ = [
     "second_order_alpha_grads",
     "synthetic_splits",
     "weight_step",
+    "write_cost",
     "write_genotype",
 ]
 
@@ -82,6 +91,7 @@ class SearchResult:
     png_path: Path
     checkpoint: Path
     resumed_from_epoch: int | None
+    cost: dict[str, Any] = field(default_factory=dict)  # SearchModule.cost_summary of the genotype
 
 
 def run_search(
@@ -145,7 +155,9 @@ def run_search(
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     geno = module.genotype()
     json_path, png_path = write_genotype(geno, run_dir)
+    cost = module.cost_summary(geno)
+    write_cost(cost, run_dir)
     resumed = None
     if ckpt_path is not None:  # start_epoch stays None when the search had already finished
         resumed = module.start_epoch if module.start_epoch is not None else trainer.current_epoch
-    return SearchResult(geno, run_dir, json_path, png_path, last, resumed)
+    return SearchResult(geno, run_dir, json_path, png_path, last, resumed, cost)

@@ -15,12 +15,13 @@ from facepulse.nas.draw import draw_genotype
 if TYPE_CHECKING:
     from facepulse.nas.search_module import SearchModule
 
-__all__ = ["AlphaLogger", "read_alpha_history", "write_genotype"]
+__all__ = ["AlphaLogger", "read_alpha_history", "write_cost", "write_genotype"]
 
 
 class AlphaLogger(L.Callback):
-    """Per epoch: one line of ``alphas.jsonl`` + ``genotype_epochNN.json``; at the end
-    ``genotype.json`` and ``genotype.png``. Lines of epochs that a resumed run redoes
+    """Per epoch: one line of ``alphas.jsonl`` (with ``cost``: the expected and derived
+    cost of the cells, :meth:`SearchModule.cost_summary`) + ``genotype_epochNN.json``; at
+    the end ``genotype.json``, ``genotype.png`` and ``cost.json``. Lines of epochs that a resumed run redoes
     are dropped first, so the history has each epoch once."""
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -50,6 +51,7 @@ class AlphaLogger(L.Callback):
             "alphas": model.alphas.detach().cpu().tolist(),
             "weights": model.op_weights().detach().cpu().tolist(),
             "genotype": geno.to_dict(),
+            "cost": pl_module.cost_summary(geno),
         }
         edge_weights = model.edge_weights()
         if edge_weights is not None:  # PC-DARTS edge normalisation
@@ -61,7 +63,9 @@ class AlphaLogger(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: SearchModule) -> None:
         if trainer.is_global_zero:
-            write_genotype(pl_module.genotype(), self.run_dir)
+            geno = pl_module.genotype()
+            write_genotype(geno, self.run_dir)
+            write_cost(pl_module.cost_summary(geno), self.run_dir)
 
 
 def read_alpha_history(path: str | Path) -> list[dict[str, Any]]:
@@ -83,3 +87,11 @@ def write_genotype(genotype: Genotype, run_dir: str | Path) -> tuple[Path, Path]
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return genotype.save(run_dir / "genotype.json"), draw_genotype(genotype, run_dir / "genotype.png")
+
+
+def write_cost(cost: dict[str, Any], run_dir: str | Path) -> Path:
+    """Write the cost summary of a search (``cost.json``) into ``run_dir``."""
+    path = Path(run_dir) / "cost.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cost, indent=1) + "\n")
+    return path

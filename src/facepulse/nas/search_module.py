@@ -17,6 +17,7 @@ from facepulse.losses import build_loss
 from facepulse.models.genotype import Genotype
 from facepulse.models.normalize import diff_signal, normalize_clip
 from facepulse.nas.bilevel import Batch, _fps_hr, architecture_step, pulse_loss, weight_step
+from facepulse.nas.cost import block_voxels, count_flops, expected_cell_cost, genotype_cell_cost, op_cost_table
 from facepulse.nas.derive import supernet_genotype
 from facepulse.nas.search_data import search_datamodule
 from facepulse.nas.search_log import AlphaLogger
@@ -58,6 +59,10 @@ class SearchModule(L.LightningModule):
     datamodule's validation loader (cycling) for the architecture step; from epoch
     ``search.warmup_epochs`` on it does the architecture step, then always the weight
     step. ``validation_step`` logs the supernet's ``val_loss`` and ``val_mae_bpm``.
+
+    Latency-aware search (:mod:`facepulse.nas.cost`): with ``search.cost_weight > 0`` the
+    architecture step descends ``L_val + cost_weight * relative_cost`` (:meth:`relative_cost`,
+    the expected cost of the cells as a fraction of the costliest cells).
     """
 
     monitor = "val_mae_bpm"
@@ -82,6 +87,64 @@ class SearchModule(L.LightningModule):
         self.loss_fn = build_loss(config.loss.name, **config.loss.params)
         self._val_iter: Iterator[Batch] | None = None
         self.start_epoch: int | None = None  # first epoch this process trained (> 0 if resumed)
+        self._cost_table: dict[str, float] | None = None
+
+    # ------------------------------------------------------------------------ cost
+    @property
+    def search_shape(self) -> tuple[int, int]:
+        """``(clip_len, size)`` of the clips the search sees (after :meth:`_shrink`)."""
+        s, d = self.config.search, self.config.data
+        return (s.clip_len or d.clip_len, s.size or d.size)
+
+    def cost_table(self) -> dict[str, float]:
+        """Cost per output voxel of every op (``search.cost_metric``; cached in the run folder
+        as ``op_costs.json``, so a latency table is measured once per run)."""
+        if self._cost_table is None:
+            s = self.config.search
+            self._cost_table = op_cost_table(self.model.op_names, s.channels, s.cost_metric,
+                                             cache=self.config.run_dir / "op_costs.json")
+        return self._cost_table
+
+    def _voxels(self) -> list[int]:
+        t, size = self.search_shape
+        return block_voxels(self.config.search.n_blocks, t, size)
+
+    def expected_cost(self) -> torch.Tensor:
+        """Expected cost of the cells under ``softmax(alphas)`` (per search clip; differentiable)."""
+        table = torch.tensor([self.cost_table()[n] for n in self.model.op_names], dtype=torch.float32)
+        return expected_cell_cost(self.model.op_weights(), table.to(self.model.alphas.device), self._voxels())
+
+    def relative_cost(self) -> torch.Tensor:
+        """:meth:`expected_cost` over its largest value (every edge on the costliest op): in [0, 1]."""
+        n_edges = self.model.alphas.shape[1]
+        top = max(self.cost_table().values()) * n_edges * sum(self._voxels())
+        return self.expected_cost() / top if top > 0 else self.expected_cost() * 0.0
+
+    def cost_summary(self, genotype: Genotype | None = None) -> dict[str, Any]:
+        """Costs of the current search state, per second of video at ``data.fps``:
+        ``expected_cells`` (under the alphas), ``derived_cells`` (the genotype's cells) and,
+        with ``cost_metric: flops``, ``derived_network_flops`` (stem, cells, head of the
+        derived network at ``search.channels``), all on the search's clips."""
+        from facepulse.models.autohr import AutoHR
+
+        geno = self.genotype() if genotype is None else genotype
+        s = self.config.search
+        t, size = self.search_shape
+        per_s = self.config.data.fps / t
+        table = self.cost_table()
+        out: dict[str, Any] = {
+            "metric": s.cost_metric,
+            "unit": ("FLOPs" if s.cost_metric == "flops" else "CPU seconds") + " per second of video",
+            "clip": [t, size, size],
+            "cost_weight": s.cost_weight,
+            "relative_expected_cost": float(self.relative_cost().detach()),
+            "expected_cells": float(self.expected_cost().detach()) * per_s,
+            "derived_cells": genotype_cell_cost(geno, table, self._voxels()) * per_s,
+        }
+        if s.cost_metric == "flops":
+            net = AutoHR(geno, channels=s.channels, n_blocks=s.n_blocks)
+            out["derived_network_flops"] = count_flops(net, (1, 3, t, size, size)) * per_s
+        return out
 
     # ------------------------------------------------------------------- optimisers
     def configure_optimizers(self):
@@ -135,10 +198,16 @@ class SearchModule(L.LightningModule):
         """One alpha update on ``val_batch`` (see :func:`architecture_step`)."""
         w_opt, a_opt = self.optimizers()
         group = w_opt.optimizer.param_groups[0]
+        weight = self.config.search.cost_weight
+
+        def val_loss() -> torch.Tensor:
+            loss = self._loss(val_batch)
+            return loss + weight * self.relative_cost() if weight > 0 else loss
+
         return architecture_step(
             self.model,
             a_opt.optimizer,  # the raw optimiser: alpha steps must not count as trainer steps
-            val_loss=lambda: self._loss(val_batch),
+            val_loss=val_loss,
             train_loss=lambda: self._loss(train_batch),
             order=self.config.search.order,
             xi=group["lr"],
@@ -164,6 +233,9 @@ class SearchModule(L.LightningModule):
             loss_a = self.architecture_step(batch, self._next_val_batch())
             self.log("loss_arch", loss_a, prog_bar=True, on_step=True, on_epoch=True,
                      batch_size=batch["clip"].shape[0])
+            if self.config.search.cost_weight > 0:
+                self.log("arch_cost", self.relative_cost().detach(), on_step=False, on_epoch=True,
+                         batch_size=batch["clip"].shape[0])
         loss_w = self.weight_step(batch)
         self.log("loss_weights", loss_w, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=batch["clip"].shape[0])

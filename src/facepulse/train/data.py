@@ -41,7 +41,8 @@ Item = dict[str, Any]
 def augment_specs(augment: AugmentConfig, clip_len: int) -> list[dict[str, Any]]:
     """The :func:`facepulse.augment.build_augment` specs of an :class:`AugmentConfig`.
 
-    ``hr_resample`` is not in the chain: :class:`ClipDataModule` loads 2T frames per
+    ``speed_p > 0`` -> ``speed`` (:class:`facepulse.augment.RandomSpeed`), first: it needs
+    2T source frames and returns T. ``hr_resample`` is not in the chain: :class:`ClipDataModule` loads 2T frames per
     training clip and *adds* HR-balanced copies (:class:`facepulse.augment.HRBalancedClips`);
     ``erase_p`` -> ``erase`` (fill ``erase_fill``); ``flip_p`` -> ``hflip``; ``color_jitter = j`` ->
     ``color_jitter`` with brightness ``j`` and per-channel colour gain ``j / 4`` (the
@@ -50,6 +51,10 @@ def augment_specs(augment: AugmentConfig, clip_len: int) -> list[dict[str, Any]]
     it is how the video reached us, the others are training regularisers.
     """
     specs: list[dict[str, Any]] = []
+    if augment.speed_p > 0:
+        specs.append(
+            {"name": "speed", "p": augment.speed_p, "hr_range_bpm": augment.speed_hr_range_bpm, "out_frames": clip_len}
+        )
     if augment.codec.p > 0:
         specs.append({"name": "codec", "field": "augment.codec", **augment.codec.model_dump(mode="python")})
     if augment.erase_p > 0:
@@ -243,6 +248,10 @@ class ClipDataModule(L.LightningDataModule):
         self.config = config
         if config.augment.hr_resample and not config.data.labels:
             raise ConfigError("augment.hr_resample needs labelled clips (data.labels: true)")
+        if config.augment.speed_p > 0 and config.augment.hr_resample:
+            raise ConfigError("augment.speed_p and augment.hr_resample both resample time: use one of them")
+        if config.augment.speed_p > 0 and not config.data.labels:
+            raise ConfigError("augment.speed_p rescales the labels: it needs labelled clips (data.labels: true)")
         if config.data.label_source == "teacher" and not config.data.labels:
             raise ConfigError("data.label_source=teacher labels the training clips: it needs data.labels: true")
         self.augment = build_config_augment(config.augment, config.data.clip_len)
@@ -339,7 +348,9 @@ class ClipDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_clips(), True, self.augment)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None and self.config.trainer.limit_val_batches == 0:
+            return []  # a fixed-length run without model selection (e.g. leave-one-subject-out)
         if self.val_set is None:
             raise ConfigError(f"data: split {self.config.data.val_split!r} has no videos; model selection needs one")
         return self._loader(self.val_set, False, None)

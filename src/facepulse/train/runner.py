@@ -118,8 +118,9 @@ def build_trainer(config: ExperimentConfig, module: Any, callbacks: Sequence[Any
     last = ModelCheckpoint(
         dirpath=run_dir, filename=Path(LAST_CKPT).stem, monitor=None, save_top_k=1, enable_version_counter=False
     )
-    all_callbacks: list[Any] = [best, last, _config_callback(config), _validate_at_end_callback()]
-    if t.early_stopping_patience is not None:
+    selects = t.limit_val_batches != 0  # limit_val_batches: 0 = fixed schedule, no best.ckpt
+    all_callbacks: list[Any] = [*([best] if selects else []), last, _config_callback(config), _validate_at_end_callback()]
+    if t.early_stopping_patience is not None and selects:
         # strict=False: a run without any validation data must not crash on the metric
         all_callbacks.append(
             EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience, strict=False)

@@ -125,6 +125,9 @@ def detect_beats(
         safe = np.where(denom < 0, denom, -1.0)
         delta = np.where(denom < 0, 0.5 * (a - c) / safe, 0.0)
         times = np.unique(t0_s + (seg.start + (idx + np.clip(delta, -0.5, 0.5)) / up) / fps)
+        # the upsampled tail reaches (up - 1) / up of a frame past the last real sample:
+        # a beat found there lies outside the signal
+        times = times[times <= t0_s + (seg.stop - 1) / fps]
         # MSPTDfast analyses overlapping windows and can report one beat twice, a few
         # samples apart: keep the first of beats closer than any physiological interval.
         beats.append(times[np.diff(times, prepend=-np.inf) >= _MIN_BEAT_SEPARATION_S])

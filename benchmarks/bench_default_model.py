@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fusion import _time_process, reference, table  # noqa: E402
+from bench_fusion import DECODE_ONLY, decode_command, reference, table, time_commands  # noqa: E402
 from bench_predict import clips  # noqa: E402
 
 OUT = Path("out/bench_default_model")
@@ -177,21 +177,13 @@ def speed(ckpt: Path, video: Path, repeats: int) -> dict:
     decode only, the fused default, the packaged model (ONNX Runtime) and the same model's
     PyTorch checkpoint. Also the model alone on the video's face crops, per second of video."""
     facepulse = str(Path(sys.executable).with_name("facepulse"))
-    decode = [sys.executable, "-c",
-              "import sys, av\nc = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'\n"
-              "n = sum(1 for f in c.decode(s) if f.to_ndarray(format='rgb24') is not None)\nprint(n)", str(video)]
     cmds = {
-        "decode only (PyAV, to RGB)": decode,
+        DECODE_ONLY: decode_command(video),
         "predict --method auto (fused)": [facepulse, "predict", str(video), "-q"],
         "predict --model default (ONNX Runtime)": [facepulse, "predict", str(video), "-q", "--model", "default"],
         "predict --model CKPT (PyTorch)": [facepulse, "predict", str(video), "-q", "--model", str(ckpt)],
     }
-    times: dict[str, list[float]] = {k: [] for k in cmds}
-    for _ in range(repeats):
-        for name, cmd in cmds.items():
-            times[name].append(_time_process(cmd))
-    base = min(times["decode only (PyAV, to RGB)"])
-    out: dict = {name: {"best_s": min(t), "all_s": t, "x_decode": min(t) / base} for name, t in times.items()}
+    out: dict = time_commands(cmds, repeats)
     from facepulse.models.inference import load_model, video_pulse
 
     face = next(f for f in faces() if f["name"] == "ubfc/subject9")

@@ -211,13 +211,31 @@ def _time_process(cmd: list[str], env: dict | None = None) -> float:
     return wall
 
 
+DECODE_ONLY = "decode only (PyAV, to RGB)"
+
+
+def decode_command(video: Path) -> list[str]:
+    """A process that only decodes ``video`` to RGB frames: the speed baseline."""
+    return [sys.executable, "-c",
+            "import sys, av\nc = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'\n"
+            "n = sum(1 for f in c.decode(s) if f.to_ndarray(format='rgb24') is not None)\nprint(n)", str(video)]
+
+
+def time_commands(cmds: dict[str, list[str]], repeats: int) -> dict:
+    """Best / all wall times of each command, interleaved so that load changes hit every
+    command alike, and each as a multiple of the ``DECODE_ONLY`` command's best."""
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(repeats):
+        for name, cmd in cmds.items():
+            times[name].append(_time_process(cmd))
+    base = min(times[DECODE_ONLY])
+    return {name: {"best_s": min(t), "all_s": t, "x_decode": min(t) / base} for name, t in times.items()}
+
+
 def speed(video: Path, repeats: int, vitallens: bool) -> dict:
     facepulse = str(Path(sys.executable).with_name("facepulse"))
-    decode = [sys.executable, "-c",
-              "import sys, av\nc = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'\n"
-              "n = sum(1 for f in c.decode(s) if f.to_ndarray(format='rgb24') is not None)\nprint(n)", str(video)]
     cmds = {
-        "decode only (PyAV, to RGB)": decode,
+        DECODE_ONLY: decode_command(video),
         "facepulse predict (auto)": [facepulse, "predict", str(video), "-q"],
         "facepulse predict --method pos": [facepulse, "predict", str(video), "-q", "--method", "pos"],
     }
@@ -225,12 +243,8 @@ def speed(video: Path, repeats: int, vitallens: bool) -> dict:
         cmds["vitallens chrom (file)"] = [sys.executable, "-c",
                                           "import sys\nfrom vitallens import VitalLens\n"
                                           "VitalLens(method='chrom', export_to_json=False)(sys.argv[1])", str(video)]
-    times: dict[str, list[float]] = {k: [] for k in cmds}
-    for _ in range(repeats):  # interleaved, so load changes hit every command alike
-        for name, cmd in cmds.items():
-            times[name].append(_time_process(cmd))
-    base = min(times["decode only (PyAV, to RGB)"])
-    out = {name: {"best_s": min(t), "all_s": t, "x_decode": min(t) / base} for name, t in times.items()}
+    out = time_commands(cmds, repeats)
+    times = {name: e["all_s"] for name, e in out.items()}
     if vitallens:
         out["facepulse predict (auto)"]["x_vitallens_chrom"] = (
             min(times["facepulse predict (auto)"]) / min(times["vitallens chrom (file)"])

@@ -24,7 +24,8 @@ def write_short_subject(source: Path, dest: Path, n_frames: int) -> Path:
         src = inp.streams.video[0]
         stream = out.add_stream("libx264", rate=src.average_rate)
         stream.width, stream.height, stream.pix_fmt = src.width, src.height, "yuv420p"
-        stream.options = {"crf": "12", "preset": "ultrafast"}
+        # deterministic bytes (libx264's mbtree and threading vary run to run under load)
+        stream.options = {"crf": "12", "preset": "ultrafast", "threads": "1", "x264-params": "mbtree=0"}
         for i, frame in enumerate(inp.decode(video=0)):
             if i >= n_frames:
                 break

@@ -33,7 +33,10 @@ def write_mp4(path: Path, frames: np.ndarray, fps: float, rotation_cw: int = 0) 
     """H.264 at high quality; ``rotation_cw`` writes a display matrix into the track
     header, as phones do for video stored sideways (players turn it clockwise by that)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)), options={"crf": "10"})
+        # mbtree off and one thread: libx264 otherwise gives different bytes from run to run
+        # under CPU load (seen as a flaky HR on a 4 s clip); see facepulse.synth.codecs
+        options = {"crf": "10", "threads": "1", "x264-params": "mbtree=0"}
+        stream = container.add_stream("libx264", rate=int(round(fps)), options=options)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv444p"
         for frame in frames:

@@ -225,9 +225,13 @@ DDP_SCRIPT = """
     dm = ClipDataModule(cfg, train=train, val=noise_clips(8, seed=2))
     result = run_experiment(cfg, datamodule=dm, callbacks=[Seen()], progress=False)
     trainer = result.trainer
-    print("RANK", trainer.global_rank, "WORLD", trainer.world_size, "BACKEND",
-          torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
-          "STEP", trainer.global_step, "BEST", result.best_ckpt)
+    # one file per rank: the two processes share stdout, and their prints can interleave
+    line = " ".join(str(v) for v in (
+        "RANK", trainer.global_rank, "WORLD", trainer.world_size, "BACKEND",
+        torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+        "STEP", trainer.global_step, "BEST", result.best_ckpt))
+    with open(f"done_rank{{trainer.global_rank}}.txt", "w") as fh:
+        fh.write(line + "\\n")
 """
 
 
@@ -243,8 +247,9 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     ]
     proc = run_script(DDP_SCRIPT.format(overrides=overrides), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RANK")]
-    assert len(lines) == 2, proc.stdout  # both processes finished
+    done = [tmp_path / f"done_rank{rank}.txt" for rank in (0, 1)]
+    assert all(p.is_file() for p in done), proc.stdout  # both processes finished
+    lines = [p.read_text().strip() for p in done]
     assert all("WORLD 2" in ln and "BACKEND gloo" in ln and "STEP 2" in ln for ln in lines)
     assert (tmp_path / "runs" / "ddp" / "best.ckpt").is_file()
     # the two processes trained on disjoint halves of the clips

@@ -202,48 +202,92 @@ def confidence_bins(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _time_process(cmd: list[str], env: dict | None = None) -> float:
+def _time_process(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys of the process and its threads), seconds."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-500:]}")
-    return wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 DECODE_ONLY = "decode only (PyAV, to RGB)"
+DECODE_ONLY_REUSED = "decode only (PyAV, to RGB, one reused converter)"
 
 
 def decode_command(video: Path) -> list[str]:
-    """A process that only decodes ``video`` to RGB frames: the speed baseline."""
+    """A process that only decodes ``video`` to RGB frames: the speed baseline (the issue's
+    definition, ``frame.to_ndarray(format='rgb24')`` per frame)."""
     return [sys.executable, "-c",
             "import sys, av\nc = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'\n"
             "n = sum(1 for f in c.decode(s) if f.to_ndarray(format='rgb24') is not None)\nprint(n)", str(video)]
 
 
-def time_commands(cmds: dict[str, list[str]], repeats: int) -> dict:
-    """Best / all wall times of each command, interleaved so that load changes hit every
-    command alike, and each as a multiple of the ``DECODE_ONLY`` command's best."""
+def decode_command_reused(video: Path) -> list[str]:
+    """The same decode with one reused swscale converter, as ``facepulse.io.video`` now
+    decodes: ``to_ndarray(format=...)`` builds a converter (and its thread pool) per frame,
+    which costs CPU and, on a busy machine, much wall time. The stricter baseline."""
+    return [sys.executable, "-c",
+            "import sys, av\nfrom av.video.reformatter import VideoReformatter\n"
+            "c = av.open(sys.argv[1]); s = c.streams.video[0]; s.thread_type = 'AUTO'; r = VideoReformatter()\n"
+            "n = sum(1 for f in c.decode(s) if r.reformat(f, format='rgb24', threads=1).to_ndarray() is not None)\n"
+            "print(n)", str(video)]
+
+
+def time_commands(cmds: dict[str, list[str]], repeats: int, env: dict[str, dict] | None = None) -> dict:
+    """Best / all wall times and CPU times of each command, interleaved so that load changes
+    hit every command alike, and each as a multiple of the decode-only commands' best
+    (``x_decode``: the ``DECODE_ONLY`` command; ``x_decode_reused``: ``DECODE_ONLY_REUSED``,
+    when run). ``env``: per-command environments."""
+    env = env or {}
     times: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(repeats):
         for name, cmd in cmds.items():
-            times[name].append(_time_process(cmd))
+            wall, cpu = _time_process(cmd, env.get(name))
+            times[name].append(wall)
+            cpus[name].append(cpu)
     base = min(times[DECODE_ONLY])
-    return {name: {"best_s": min(t), "all_s": t, "x_decode": min(t) / base} for name, t in times.items()}
+    base_cpu = float(np.median(cpus[DECODE_ONLY]))
+    out = {}
+    for name, t in times.items():
+        entry = {"best_s": min(t), "all_s": t, "x_decode": min(t) / base,
+                 "cpu_median_s": float(np.median(cpus[name])), "cpu_all_s": cpus[name],
+                 "cpu_x_decode": float(np.median(cpus[name])) / base_cpu}
+        if DECODE_ONLY_REUSED in times:
+            entry["x_decode_reused"] = min(t) / min(times[DECODE_ONLY_REUSED])
+            entry["cpu_x_decode_reused"] = float(np.median(cpus[name])) / float(np.median(cpus[DECODE_ONLY_REUSED]))
+        out[name] = entry
+    return out
 
 
-def speed(video: Path, repeats: int, vitallens: bool) -> dict:
+def speed(video: Path, repeats: int, vitallens: bool, compare_src: Path | None = None) -> dict:
+    """``compare_src``: also time ``facepulse predict`` run from this source tree (e.g. a copy
+    of the code before a change), interleaved with the rest: before/after in one run."""
     facepulse = str(Path(sys.executable).with_name("facepulse"))
     cmds = {
         DECODE_ONLY: decode_command(video),
+        DECODE_ONLY_REUSED: decode_command_reused(video),
         "facepulse predict (auto)": [facepulse, "predict", str(video), "-q"],
         "facepulse predict --method pos": [facepulse, "predict", str(video), "-q", "--method", "pos"],
     }
+    envs: dict[str, dict] = {}
+    if compare_src is not None:
+        env = dict(os.environ, PYTHONPATH=str(compare_src.resolve()))
+        for name in ("facepulse predict (auto)", "facepulse predict --method pos"):
+            cmds[f"{name} [{compare_src}]"] = cmds[name]
+            envs[f"{name} [{compare_src}]"] = env
     if vitallens:
         cmds["vitallens chrom (file)"] = [sys.executable, "-c",
                                           "import sys\nfrom vitallens import VitalLens\n"
                                           "VitalLens(method='chrom', export_to_json=False)(sys.argv[1])", str(video)]
-    out = time_commands(cmds, repeats)
+    out = time_commands(cmds, repeats, envs)
     times = {name: e["all_s"] for name, e in out.items()}
     if vitallens:
         out["facepulse predict (auto)"]["x_vitallens_chrom"] = (
@@ -258,6 +302,8 @@ def main() -> int:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare-src", type=Path, default=None,
+                        help="also time `facepulse predict` from this source tree (PYTHONPATH), interleaved")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,7 +334,7 @@ def main() -> int:
         print(json.dumps(report["confidence_bins"], indent=1))
     if not args.skip_speed:
         report["speed"] = speed(Path(os.environ.get("FACEPULSE_DATA", "../shared/data")) / SPEED_VIDEO,
-                                args.repeats, have_vl)
+                                args.repeats, have_vl, args.compare_src)
         meta["load_after"] = os.getloadavg()
         print(json.dumps(report["speed"], indent=1))
     (out / "bench_fusion.json").write_text(json.dumps(report, indent=1, default=float))

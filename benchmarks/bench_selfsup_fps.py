@@ -10,7 +10,8 @@ then six test videos at a constant 60, 78, ..., 150 bpm: the HR of each whole vi
 (overlap-added clips, spectral peak) against the truth (Pearson r, MAE, videos within
 10 bpm). The mean green of the same crops is reported as the signal that is there to find.
 
-Clips last the same time at every rate (``--clip-s``), so a 4 fps clip has few frames.
+The backbone is configs/selfsup_synthetic.yaml's (a frame-local TSNet) unless ``--model
+physnet_interp``. Clips last the same time at every rate (``--clip-s``), so a 4 fps clip has few frames.
 Bands stop below the Nyquist frequency (0.95 x fps / 2) at low rates. Everything runs in
 one process with a hand loop over ``ContrastiveModule.step_losses`` (what
 ``training_step`` computes).
@@ -83,9 +84,10 @@ def run_one(objective: str, fps: float, args, train_clips: torch.Tensor, tests: 
     hi = min(180.0, 0.95 * fps / 2 * 60)
     common = [
         "kind=contrastive", f"data.clip_len={clip}", f"data.size={args.size}", f"data.fps={fps}",
-        "model.name=physnet_interp", f"model.params={{base_channels: {args.base_channels}}}", f"optim.lr={args.lr}",
-        f"contrastive.objective={objective}", f"seed={args.seed}",
+        f"optim.lr={args.lr}", f"contrastive.objective={objective}", f"seed={args.seed}",
     ]
+    if args.model == "physnet_interp":  # the backbone of the paper (and of this script before issue 14's fix)
+        common += ["model.name=physnet_interp", f"model.params={{base_channels: {args.base_channels}}}"]
     if objective == "spectral_prior":
         view = int(np.floor((clip - 1) / 1.4 + 1e-9)) + 1
         extra = [f"contrastive.view_len={view}", f"contrastive.prior_params={{max_bpm: {hi}}}"]
@@ -93,7 +95,10 @@ def run_one(objective: str, fps: float, args, train_clips: torch.Tensor, tests: 
         view = max_view_len(clip, 1.5)
         extra = [f"contrastive.view_len={view}", "contrastive.n_views=16", "contrastive.ipr_weight=0.01",
                  f"contrastive.band_bpm=[40.0, {min(250.0, 0.95 * fps / 2 * 60)}]"]
-    module = ContrastiveModule(load_config(None, common + extra + list(args.override)))
+    # the model of configs/selfsup_synthetic.yaml (frame-local TSNet) unless --model physnet_interp
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "selfsup_synthetic.yaml",
+                         common + extra + list(args.override))
+    module = ContrastiveModule(config)
     opt = torch.optim.AdamW(module.model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -104,13 +109,14 @@ def run_one(objective: str, fps: float, args, train_clips: torch.Tensor, tests: 
         out["loss"].backward()
         opt.step()
     train_s = time.perf_counter() - t0
-    runner = PulseModel(module.model.eval(), "standardize").eval()
-    info = ModelInfo("physnet_interp", "contrastive", clip, args.size, fps, "standardize")
+    norm = config.model.normalize
+    runner = PulseModel(module.model.eval(), norm).eval()
+    info = ModelInfo(config.model.name, "contrastive", clip, args.size, fps, norm, "diff" if norm == "diff" else "pulse")
     with torch.no_grad():
         preds = [video_hr(video_pulse(lambda c: runner(torch.from_numpy(c)).numpy(), f, info=info), fps, 40, hi)
                  for f in tests]
-    return {"objective": objective, "fps": fps, "clip_frames": clip, "view_len": view, "steps": args.steps,
-            "train_s": round(train_s, 1), "final_loss": float(out["loss"]), **score(preds)}
+    return {"objective": objective, "model": config.model.name, "fps": fps, "clip_frames": clip, "view_len": view, "steps": args.steps,
+            "train_s": round(train_s, 1), "final_loss": float(out["loss"].detach()), **score(preds)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", type=float, default=None, help="pulse amplitude; default: the generator's 0.25-0.6 %%")
     p.add_argument("--render-px", type=int, default=64)
     p.add_argument("--size", type=int, default=8)
-    p.add_argument("--base-channels", type=int, default=4)
+    p.add_argument("--model", choices=["config", "physnet_interp"], default="config",
+                   help="config: configs/selfsup_synthetic.yaml's backbone; physnet_interp: the paper's")
+    p.add_argument("--base-channels", type=int, default=4, help="physnet_interp only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--override", nargs="*", default=[], help="extra config overrides (contrastive.x=...)")

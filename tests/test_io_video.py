@@ -374,3 +374,25 @@ def test_array_needs_fps():
 def test_other_objects_are_refused():
     with pytest.raises(InputError, match="cannot open list"):
         open_video([1, 2, 3])
+
+
+def test_decoding_gives_pyav_own_rgb_conversion_bit_for_bit(tmp_path):
+    """The reused swscale converter (one per pass, not one per frame) changes no pixel."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"crf": "18", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(12):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        expected = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    _, frames = _read_all(open_video(path))
+    assert len(frames) == len(expected) == 12
+    for a, b in zip(frames, expected, strict=True):
+        assert a.dtype == np.uint8 and a.flags.c_contiguous
+        np.testing.assert_array_equal(a, b)

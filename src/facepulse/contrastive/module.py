@@ -77,7 +77,7 @@ from facepulse.losses import SpectralPriorLoss, band_spectra, build_loss, irrele
 from facepulse.losses.spectral import as_batch_values
 from facepulse.models import build_model
 from facepulse.models.normalize import normalize_clip
-from facepulse.train.module import VAL_BAND_BPM, build_optimizer, clip_hr_bpm, pulse_from_output
+from facepulse.train.module import VAL_BAND_BPM, build_optimizer, clip_hr_bpm, init_from, pulse_from_output
 
 Batch = Mapping[str, Any]
 
@@ -349,6 +349,8 @@ class ContrastiveModule(L.LightningModule):
             self.monitor, self.monitor_mode = "val_snr_db", "max"
         torch.manual_seed(config.seed)  # same config -> same initial weights
         self.model = build_contrastive_model(config)
+        if config.model.init_from:  # e.g. a model trained without labels on synthetic video
+            init_from(self.model, config.model.init_from, config.model.name)
         c = config.contrastive
         self.objective = OBJECTIVES.get(c.objective)
         self.loss_fn = MultiViewTripletLoss(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 
 from facepulse.methods._core import (
     METHODS,
@@ -57,6 +55,9 @@ def chrom(
     (N,) float
         Pulse (dimensionless), blood-volume polarity. Band-limited to ``low_hz``-``high_hz``.
     """
+    import scipy.ndimage  # SciPy's signal module is imported when first used (start-up time)
+    import scipy.signal
+
     length = window_samples(window_s, fps, "chrom", even=True)
     fps = float(fps)
     sos = bandpass_sos(fps, low_hz, high_hz, order)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 
 from facepulse.errors import ConfigError
 from facepulse.methods._core import METHODS, check_rgb, whole_or_windowed, window_samples
@@ -58,6 +57,8 @@ def pbv(
     (N,) float
         Pulse (relative intensity along ``Pbv``), blood-volume polarity. Band-limited.
     """
+    import scipy.signal  # imported when first used (start-up time)
+
     sig = np.asarray(signature, dtype=np.float64)
     if sig.shape != (3,) or not np.isfinite(sig).all() or np.linalg.norm(sig) == 0:
         raise ConfigError(f"pbv: signature must be 3 finite numbers, not all zero, got {signature!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as concurrent_wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,8 +299,6 @@ def _tracked_frames(
         for index, (t_s, frame) in enumerate(source):
             yield index, t_s, frame, tracker.update(frame)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     held: deque[tuple[int, float, np.ndarray]] = deque()
     future: Future | None = None
 

@@ -10,13 +10,14 @@ comes out NaN as well (it cannot be filtered); if no run is long enough the call
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.signal
-import scipy.sparse
-import scipy.sparse.linalg
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
+
+if TYPE_CHECKING:  # SciPy is imported where used: its signal module costs ~0.7 s of start-up
+    import scipy.sparse
 
 __all__ = [
     "DEFAULT_BAND_HZ",
@@ -127,6 +128,8 @@ def smoothness_lambda(cutoff_hz: float, fps: float) -> float:
 
 def _detrend_matrix(n: int, lambda_: float) -> scipy.sparse.csc_matrix:
     """``I + lambda^2 D2' D2`` (D2: second differences), built band by band."""
+    import scipy.sparse
+
     # D2' D2 is pentadiagonal with rows [1 -4 6 -4 1] away from the ends.
     main = np.full(n, 6.0)
     main[[0, -1]] = 1.0
@@ -173,6 +176,8 @@ def detrend(
     (N,) or (N, C) float
         The detrended signal, same shape as ``x``.
     """
+    import scipy.sparse.linalg
+
     fps = check_fps(fps)
     x = _as_signal(x)
     if lambda_ is not None and cutoff_hz is not None:
@@ -194,6 +199,8 @@ def detrend(
 
 def bandpass_sos(fps: float, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
     """Second-order sections of the Butterworth band-pass used by :func:`bandpass`."""
+    import scipy.signal
+
     fps = check_fps(fps)
     if not 0 < low_hz < high_hz < fps / 2:
         raise ConfigError(
@@ -245,6 +252,8 @@ def bandpass(
     ndarray
         Filtered signal, same shape as ``x``.
     """
+    import scipy.signal
+
     fps = check_fps(fps)
     sos = bandpass_sos(fps, low_hz, high_hz, order)
     padlen = bandpass_padlen(sos)

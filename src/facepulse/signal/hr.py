@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
 from facepulse.signal.filters import check_fps
@@ -95,6 +94,8 @@ def _spectrum(
     detrend: str | bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Power spectral density along the last axis of ``x`` (batched)."""
+    import scipy.signal
+
     if method == "periodogram":
         return scipy.signal.periodogram(
             x, fs=fps, window=window, nfft=nfft, detrend=detrend, scaling="density", axis=-1

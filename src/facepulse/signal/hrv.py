@@ -7,8 +7,6 @@ import math
 import warnings
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
 from facepulse.signal.filters import bandpass, check_fps, finite_segments
@@ -80,6 +78,7 @@ def detect_beats(
         Beat times in seconds, increasing.
     """
     import neurokit2 as nk
+    import scipy.signal
 
     fps = check_fps(fps)
     x = np.asarray(bvp, dtype=np.float64)
@@ -191,6 +190,8 @@ def clean_ibi_mask(
     (K,) bool
         True for intervals to keep.
     """
+    import scipy.ndimage
+
     x = np.asarray(ibi, dtype=np.float64)
     in_range = (x >= range_s[0] * 1000.0) & (x <= range_s[1] * 1000.0)
     if not in_range.any():

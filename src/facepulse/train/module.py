@@ -77,6 +77,26 @@ def build_optimizer(params, config: ExperimentConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
+
+def init_from(model: nn.Module, path: str, name: str) -> None:
+    """Load the backbone weights of another facepulse checkpoint into ``model`` (fine-tuning;
+    ``model.init_from``); ConfigError naming the first weight that does not fit."""
+    from facepulse.models.inference import read_checkpoint
+
+    state = read_checkpoint(path)["state_dict"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # same names, other shapes (e.g. another width)
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise ConfigError(f"model.init_from {path}: its weights do not fit model {name!r} ({first[0].strip()})") from None
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        raise ConfigError(
+            f"model.init_from {path}: its weights do not fit model {name!r} "
+            f"({'missing' if missing else 'unexpected'} {key!r})"
+        )
+
 class SupervisedModule(L.LightningModule):
     """Supervised pulse regression of ``config.model`` with ``config.loss``.
 
@@ -100,21 +120,7 @@ class SupervisedModule(L.LightningModule):
         self.model_output = "diff" if config.model.normalize == "diff" else "pulse"
         self.loss_fn = build_loss(config.loss.name, **config.loss.params)
         if config.model.init_from:
-            self._init_from(config.model.init_from)
-
-    def _init_from(self, path: str) -> None:
-        """Start from the backbone weights of another facepulse checkpoint (fine-tuning)."""
-        from facepulse.models.inference import read_checkpoint
-
-        state = read_checkpoint(path)["state_dict"]
-        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            key = (missing or unexpected)[0]
-            raise ConfigError(
-                f"model.init_from {path}: its weights do not fit model {self.config.model.name!r} "
-                f"({'missing' if missing else 'unexpected'} {key!r})"
-            )
+            init_from(self.model, config.model.init_from, config.model.name)
 
     # ------------------------------------------------------------------------ steps
     def forward(self, clips: torch.Tensor) -> torch.Tensor:

@@ -280,8 +280,10 @@ def speed(video: Path, repeats: int, vitallens: bool, compare_src: Path | None =
     envs: dict[str, dict] = {}
     if compare_src is not None:
         env = dict(os.environ, PYTHONPATH=str(compare_src.resolve()))
+        # through main(), which every tree has (the console script's entry point changed)
+        via_main = [sys.executable, "-c", "import sys\nfrom facepulse.cli import main\nsys.exit(main())"]
         for name in ("facepulse predict (auto)", "facepulse predict --method pos"):
-            cmds[f"{name} [{compare_src}]"] = cmds[name]
+            cmds[f"{name} [{compare_src}]"] = via_main + cmds[name][1:]
             envs[f"{name} [{compare_src}]"] = env
     if vitallens:
         cmds["vitallens chrom (file)"] = [sys.executable, "-c",

@@ -1,37 +1,43 @@
 """AutoHR search: controls and ablations, leave-one-subject-out on ubfc_rppg_dev (issue 13).
 
-    python benchmarks/bench_nas_controls.py --work out/bench_nas_controls \\
-        --genotype searched=runs/search_ubfc/genotype.json          # controls, defaults
-    python benchmarks/bench_nas_controls.py ... --ablations loss theta conv augment \\
-        --genotype notdc=runs/search_ubfc_notdc/genotype.json --genotype perblock=...
+    # three nested searches (each leaves two subjects out), then the controls:
+    for s in a b c; do facepulse search --config configs/search_ubfc.yaml name=search_ubfc_$s \
+        data.split_file=configs/splits/search_ubfc_$s.yaml; done
+    python benchmarks/bench_nas_controls.py --work out/bench_nas_controls --val none \
+        --genotype searched=runs/search_ubfc_a/genotype.json@subject5,subject8 \
+        --genotype searched=runs/search_ubfc_b/genotype.json@subject3,subject9 \
+        --genotype searched=runs/search_ubfc_c/genotype.json@subject4,subject10 \
+        --folds subject3 subject4 subject5 subject8 subject9 subject10
+    python benchmarks/bench_nas_controls.py ... --ablations loss theta conv augment --seeds 0
 
 Every arm is trained with the SAME budget (``--steps`` optimiser steps of batch
 ``--batch``, clips of ``--clip-len`` frames, ``--size`` px face crops; the data pipeline,
 normalisation, loss and augmentations of ``--base-config``, default
 configs/search_ubfc.yaml, i.e. those the search used) for every seed in ``--seeds`` and
 every held-out subject in ``--folds`` (leave-one-subject-out: train on the other
-subjects but ``--val``, which picks the checkpoint), then scored with
+subjects but ``--val``, which picks the checkpoint; ``--val none``: no selection, the
+final weights, every other subject trains), then scored with
 :func:`facepulse.eval.evaluate.evaluate_dataset` on the held-out subject and, as a
 cross-dataset test, on the two vitallens clips: 10-s windows every 1 s (primary) and
 whole-video HR MAE. Params, FLOPs (:func:`facepulse.nas.cost.count_flops`) and CPU
 latency (fastest of 9 forward passes, 2 threads, batch 1) are per second of video at
-the budget's clip size.
+the budget's clip size (the mean over an arm's cells where it has one per fold group).
 
-Arms. Controls (always): every ``--genotype NAME=PATH`` (searched cells), ``--n-random``
-cells drawn from the same op space with the search's derivation rules (random alphas ->
-:func:`facepulse.nas.derive_genotype`), PhysNet, and the hand-designed TDC cell
-(``DEFAULT_GENOTYPE`` of the ``autohr`` model). Ablations (``--ablations``):
-``loss`` (first searched cell with negative Pearson only / frequency cross-entropy only /
-hybrid at each ``--lambdas``), ``theta`` (hand TDC cell with every TDC at each
-``--thetas``; 0 = plain convolution), ``conv`` (first searched cell with TDC replaced by
-plain convolutions), ``augment`` (first searched cell with each augmentation off). The
-op-space ablation (with / without TDC) and shared vs per-block alphas are searches of
-their own: pass their genotypes with ``--genotype`` (``search.ops=[...]``,
-``search.shared_alphas=false``).
+Arms. Controls (always): every ``--genotype NAME=PATH`` (searched cells; ``PATH@S1,S2``
+uses that cell only for held-out subjects S1, S2, the ones its search never read: give
+one per search to cover every fold), ``--n-random`` cells drawn from the same op space
+with the search's derivation rules (random alphas -> :func:`facepulse.nas.derive_genotype`),
+PhysNet, and the hand-designed TDC cell (``DEFAULT_GENOTYPE`` of the ``autohr`` model).
+Ablations (``--ablations``): ``loss`` (the searched cells with negative Pearson only /
+frequency cross-entropy only / hybrid at each ``--lambdas``), ``theta`` (hand TDC cell
+with every TDC at each ``--thetas``; 0 = plain convolution), ``conv`` (searched cells
+with TDC replaced by plain convolutions), ``augment`` (searched cells with each
+augmentation toggled against the base recipe: ``AUGMENTS``). The op-space ablation
+(with / without TDC) and shared vs per-block alphas are searches of their own: pass
+their genotypes with ``--genotype`` (``search.ops=[...]``, ``search.shared_alphas=false``).
 
-Searched cells must not have seen the held-out subjects: configs/search_ubfc.yaml leaves
-subjects 5 and 8 out of the search (the default ``--folds``); other folds are marked
-``seen`` in the table.
+A searched cell given without ``@`` is used on every fold: it must not have seen the
+held-out subjects (configs/splits/search_ubfc_a.yaml leaves subjects 5 and 8 out).
 
 Results are appended to ``WORK/results.jsonl`` (one line per trained run; a rerun skips
 runs already there), the table goes to ``WORK/table.md``. Runs on the CPU.
@@ -55,13 +61,13 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = ["subject3", "subject4", "subject5", "subject8", "subject9", "subject10"]
-SEARCHED_SUBJECTS = {"subject3", "subject4", "subject9", "subject10"}  # configs/search_ubfc.yaml, seed 0
-AUGMENTS = {  # ablation name -> override that turns it off
-    "erase": "augment.erase_p=0",
-    "hr_resample": "augment.hr_resample=false",
-    "flip": "augment.flip_p=0",
-    "color_jitter": "augment.color_jitter=0",
-    "codec": "augment.codec.p=0",
+AUGMENTS = {  # ablation label -> override that toggles it against configs/search_ubfc.yaml
+    "+erase": "augment.erase_p=0.5",  # AutoHR spatio-temporal erasing (off in the base recipe)
+    "+hr_resample": "augment.hr_resample=true",  # AutoHR HR balancing (off in the base recipe)
+    "+codec": "augment.codec.p=0.5",  # camera / codec re-encoding (issue 12)
+    "-speed": "augment.speed_p=0",
+    "-flip": "augment.flip_p=0",
+    "-color_jitter": "augment.color_jitter=0",
 }
 
 
@@ -72,6 +78,12 @@ class Arm:
     model: str
     params: dict[str, Any]
     overrides: list[str] = field(default_factory=list)
+    folds: tuple[str, ...] | None = None  # held-out subjects this arm runs on (None: all)
+
+    @property
+    def key(self) -> str:
+        """Label plus folds: one arm label can hold one searched cell per fold group."""
+        return self.label if self.folds is None else f"{self.label}@{','.join(self.folds)}"
 
 
 # ----------------------------------------------------------------------------- arms
@@ -112,39 +124,49 @@ def build_arms(args) -> list[Arm]:
     searched = []
     for spec in args.genotype:
         if "=" not in spec:
-            raise SystemExit(f"--genotype {spec!r}: expected NAME=PATH")
+            raise SystemExit(f"--genotype {spec!r}: expected NAME=PATH or NAME=PATH@SUBJECT,SUBJECT")
         name, path = spec.split("=", 1)
-        searched.append((name, as_genotype(Path(path))))
+        folds = None
+        if "@" in path:  # nested search: this cell is used for the subjects its search left out
+            path, subjects = path.rsplit("@", 1)
+            folds = tuple(subjects.split(","))
+        searched.append((name, as_genotype(Path(path)), folds))
 
-    def autohr(label, group, geno, overrides=()):
-        return Arm(label, group, "autohr", {"genotype": geno.to_dict(), "channels": c, "n_blocks": nb}, list(overrides))
+    def autohr(label, group, geno, overrides=(), folds=None):
+        return Arm(label, group, "autohr", {"genotype": geno.to_dict(), "channels": c, "n_blocks": nb},
+                   list(overrides), folds)
 
-    arms = [autohr(f"searched:{n}", "searched", g) for n, g in searched]
+    arms = [autohr(f"searched:{n}", "searched", g, folds=f) for n, g, f in searched]
     for k, g in enumerate(random_genotypes(args.n_random, SEARCH_SPACE, 3)):
         arms.append(autohr(f"random:{k}", "random", g))
     arms.append(Arm("physnet", "physnet", "physnet", {"base_channels": args.physnet_channels}))
     arms.append(autohr("tdc_hand", "tdc_hand", DEFAULT_GENOTYPE))
-    first = searched[0][1] if searched else None
+    first_name = searched[0][0] if searched else None
+    firsts = [(g, f) for n, g, f in searched if n == first_name]  # its cell per fold group
     for kind in args.ablations:
         if kind == "theta":
             for th in args.thetas:
                 arms.append(autohr(f"tdc_hand theta={th:g}", "ablation:theta", with_theta(DEFAULT_GENOTYPE, th)))
             continue
-        if first is None:
+        if not firsts:
             raise SystemExit(f"--ablations {kind} needs a searched cell (--genotype)")
-        name = searched[0][0]
-        if kind == "loss":
-            arms.append(autohr(f"{name} loss=time", "ablation:loss", first, ["loss.name=neg_pearson", "loss.params={}"]))
-            arms.append(autohr(f"{name} loss=freq", "ablation:loss", first, ["loss.name=freq_ce", "loss.params={}"]))
-            for lam in args.lambdas:
-                arms.append(autohr(f"{name} loss=hybrid lambda={lam:g}", "ablation:loss", first,
-                                   ["loss.name=hybrid", f"loss.params={{lambda_time: {lam}}}"]))
-        elif kind == "conv":
-            arms.append(autohr(f"{name} TDC->conv", "ablation:conv", without_tdc(first)))
-        elif kind == "augment":
-            for aug, override in AUGMENTS.items():
-                arms.append(autohr(f"{name} no {aug}", "ablation:augment", first, [override]))
-        else:
+        name = first_name
+        for first, folds in firsts:
+            if kind == "loss":
+                arms.append(autohr(f"{name} loss=time", "ablation:loss", first,
+                                   ["loss.name=neg_pearson", "loss.params={}"], folds))
+                arms.append(autohr(f"{name} loss=freq", "ablation:loss", first,
+                                   ["loss.name=freq_ce", "loss.params={}"], folds))
+                for lam in args.lambdas:
+                    arms.append(autohr(f"{name} loss=hybrid lambda={lam:g}", "ablation:loss", first,
+                                       ["loss.name=hybrid", f"loss.params={{lambda_time: {lam}}}"], folds))
+            elif kind == "conv":
+                arms.append(autohr(f"{name} TDC->conv", "ablation:conv", without_tdc(first), folds=folds))
+            elif kind == "augment":
+                for aug, override in AUGMENTS.items():
+                    arms.append(autohr(f"{name} {aug}", "ablation:augment", first,
+                                       [override], folds))
+        if kind not in ("loss", "conv", "augment"):
             raise SystemExit(f"--ablations {kind!r} unknown; choose from loss theta conv augment")
     if args.only:
         arms = [a for a in arms if any(a.label.startswith(p) or a.group == p for p in args.only)]
@@ -175,8 +197,10 @@ def train_config(arm: Arm, seed: int, test: str, args, work: Path):
 
     split = work / "splits" / f"loso_{test}.yaml"
     split.parent.mkdir(parents=True, exist_ok=True)
-    train = [s for s in SUBJECTS if s not in (test, args.val)]
-    split.write_text(json.dumps({"train": train, "val": [args.val], "test": [test]}))
+    val = [] if args.val == "none" else [args.val]
+    train = [s for s in SUBJECTS if s != test and s not in val]
+    split.write_text(json.dumps({"train": train, "val": val, "test": [test]}))
+    no_val = ["trainer.limit_val_batches=0"] if not val else []
     safe = "".join(ch if ch.isalnum() else "_" for ch in arm.label)
     overrides = [
         "kind=supervised", f"name={safe}_s{seed}_{test}", f"out_dir={work / 'runs'}", f"seed={seed}",
@@ -185,7 +209,7 @@ def train_config(arm: Arm, seed: int, test: str, args, work: Path):
         f"model.name={arm.model}", f"model.params={json.dumps(arm.params)}",
         f"optim.batch_size={args.batch}", f"optim.max_steps={args.steps}", "optim.max_epochs=1000",
         f"optim.lr={args.lr}", "trainer.early_stopping_patience=null", "trainer.log_every_n_steps=5",
-        *args.override, *arm.overrides,
+        *no_val, *args.override, *arm.overrides,
     ]
     return load_config(args.base_config, overrides)
 
@@ -219,11 +243,11 @@ def run_one(arm: Arm, seed: int, test: str, args, work: Path, vitallens: Path) -
     t0 = time.time()
     result = run_experiment(cfg, resume=False, progress=False)
     train_s = time.time() - t0
-    ckpt = result.best_ckpt or result.last_ckpt
+    ckpt = (result.best_ckpt if args.val != "none" else None) or result.last_ckpt  # no val: final weights
     t0 = time.time()
     scores = score(ckpt, test, args, vitallens)
-    return {"arm": arm.label, "group": arm.group, "seed": seed, "test": test, "train_s": round(train_s, 1),
-            "score_s": round(time.time() - t0, 1), "seen_by_search": test in SEARCHED_SUBJECTS, **scores}
+    return {"arm": arm.label, "cell": arm.key, "group": arm.group, "seed": seed, "test": test, "train_s": round(train_s, 1),
+            "score_s": round(time.time() - t0, 1), **scores}
 
 
 # -------------------------------------------------------------------------- table
@@ -247,8 +271,10 @@ def summarize_arms(results: list[dict], costs: dict[str, dict]) -> list[dict]:
     table = []
     for label in dict.fromkeys(r["arm"] for r in results):
         rows = [r for r in results if r["arm"] == label]
-        line = {"arm": label, "group": rows[0]["group"], "runs": len(rows),
-                "folds": sorted({r["test"] for r in rows}), "seeds": sorted({r["seed"] for r in rows}), **costs.get(label, {})}
+        cells = [costs[k] for k in dict.fromkeys(r.get("cell", label) for r in rows) if k in costs]
+        mean_cost = {k: _mean([c[k] for c in cells]) for k in (cells[0] if cells else {})}  # over its cells
+        line = {"arm": label, "group": rows[0]["group"], "runs": len(rows), "cells": len(cells),
+                "folds": sorted({r["test"] for r in rows}), "seeds": sorted({r["seed"] for r in rows}), **mean_cost}
         for ds in ("ubfc", "vitallens"):
             for key, short in (("win_abs_err", "win"), ("whole_abs_err", "whole")):
                 vals = list(per_seed(rows, key, ds).values())
@@ -283,7 +309,7 @@ def markdown(table: list[dict], rnd: dict, args) -> str:
     ]
     for t in table:
         lines.append(
-            f"| {t['arm']} | {t.get('params', '-')} | {_f(t.get('mflops_per_s'))} | {_f(t.get('cpu_ms_per_s'))} | "
+            f"| {t['arm']} | {_f(t.get('params'), 0)} | {_f(t.get('mflops_per_s'))} | {_f(t.get('cpu_ms_per_s'))} | "
             f"{_f(t['ubfc_win_mae'])} +- {_f(t['ubfc_win_sd'])} | {_f(t['ubfc_whole_mae'])} +- {_f(t['ubfc_whole_sd'])} | "
             f"{_f(t['vitallens_win_mae'])} +- {_f(t['vitallens_win_sd'])} | "
             f"{_f(t['vitallens_whole_mae'])} +- {_f(t['vitallens_whole_sd'])} |"
@@ -340,16 +366,17 @@ def main() -> None:
     p.add_argument("--genotype", action="append", default=[], help="NAME=PATH of a searched genotype (repeatable)")
     p.add_argument("--n-random", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--folds", nargs="+", default=["subject5", "subject8"], help="held-out subjects")
-    p.add_argument("--val", default="subject10")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--size", type=int, default=36)
+    p.add_argument("--folds", nargs="+", default=SUBJECTS, help="held-out subjects")
+    p.add_argument("--val", default="none", help='subject that picks the checkpoint; "none": no '
+                   "validation, final weights, every other subject trains")
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--size", type=int, default=16)
     p.add_argument("--clip-len", type=int, default=128)
-    p.add_argument("--clip-stride", type=int, default=64)
+    p.add_argument("--clip-stride", type=int, default=32)
     p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--channels", type=int, default=8)
     p.add_argument("--n-blocks", type=int, default=4)
     p.add_argument("--physnet-channels", type=int, default=8)
     p.add_argument("--ablations", nargs="*", default=[], choices=["loss", "theta", "conv", "augment"])
@@ -373,14 +400,14 @@ def main() -> None:
     costs_path = work / "costs.json"
     costs = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
     for arm in arms:
-        if arm.label not in costs:
-            costs[arm.label] = model_cost(arm, args)
+        if arm.key not in costs:
+            costs[arm.key] = model_cost(arm, args)
             costs_path.write_text(json.dumps(costs, indent=1))
     if not args.table_only:
         for seed in args.seeds:
             for test in args.folds:
                 for arm in arms:
-                    if (arm.label, seed, test) in done:
+                    if (arm.label, seed, test) in done or (arm.folds is not None and test not in arm.folds):
                         continue
                     row = run_one(arm, seed, test, args, work, vitallens)
                     results.append(row)

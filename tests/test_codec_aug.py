@@ -175,7 +175,7 @@ def test_existing_configs_keep_codec_off_and_the_example_turns_it_on() -> None:
         chain = build_config_augment(config.augment, config.data.clip_len)
         has_codec = chain is not None and any(isinstance(a, CodecAugment) for a in chain.augments)
         # the codec engine is opt-in: only the configs written to show it turn it on
-        assert has_codec == (path.name in ("physnet_realistic.yaml", "search_ubfc.yaml")), path.name
+        assert has_codec == (path.name == "physnet_realistic.yaml"), path.name
     assert load_config(None, []).augment.codec.p == 0.0
 
 

@@ -140,6 +140,9 @@ def test_predict_with_the_default_model_on_the_vitallens_clips(k: int) -> None:
     tu, pu = resample_uniform(result.timestamps_s[: ppg.size], ppg[:, None], result.fps)
     ref = result_from_pulse(tu, pu[:, 0], result.fps, method="reference")
     assert abs(result.hr_bpm - ref.hr_bpm) <= 3.0, (result.hr_bpm, ref.hr_bpm)
+    # one candidate (the model's pulse): no region agreement to report or warn about
+    assert not any("regions disagree" in w for w in result.quality["warnings"])
+    assert np.isnan(result.quality["median_agreement"])
 
 
 def test_the_built_wheel_carries_the_packaged_models(tmp_path) -> None:

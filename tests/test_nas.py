@@ -14,7 +14,7 @@ from facepulse.config import load_config
 from facepulse.errors import ConfigError
 from facepulse.losses import build_loss
 from facepulse.models import AutoHR, Genotype, SEARCH_SPACE, all_edges, build_model
-from facepulse.models.genotype import Edge
+from facepulse.models.genotype import Edge, as_genotype
 from facepulse.nas import (
     MixedOp,
     Supernet,
@@ -669,7 +669,36 @@ def test_higher_cost_weight_derives_a_cheaper_cell(tmp_path, monkeypatch):
         assert (result.run_dir / "cost.json").is_file() and (result.run_dir / "op_costs.json").is_file()
         history = read_alpha_history(result.run_dir / "alphas.jsonl")
         assert history[-1]["cost"]["derived_cells"] == pytest.approx(derived[weight])
+        # every search also derives a frontier: its own cell first, cheaper cells after
+        front = json.loads((result.run_dir / "frontier.json").read_text())
+        assert front[0]["penalty"] == 0.0 and front[0]["cells_cost"] == pytest.approx(derived[weight])
+        assert as_genotype(result.run_dir / front[0]["file"]) == result.genotype
+        assert [c["cells_cost"] for c in front] == sorted((c["cells_cost"] for c in front), reverse=True)
     assert derived[10.0] < derived[0.0]
+
+
+def test_cost_frontier_trades_search_preference_for_cost():
+    """One set of alphas -> cells from the search's own (penalty 0) to cheap ones; the
+    cheapest swaps costly ops for cheap ones; costs fall and the search's preference too."""
+    from facepulse.models.genotype import all_edges
+    from facepulse.nas import derive_genotype
+    from facepulse.nas.cost import block_voxels, cost_frontier, genotype_cell_cost, op_cost_table
+
+    rng = np.random.default_rng(0)
+    table = op_cost_table(TINY_OPS, 4, "flops")
+    alphas = rng.normal(size=(1, len(all_edges(3)), len(TINY_OPS)))
+    alphas[..., TINY_OPS.index("conv_3x3x3")] += 3.0  # the search likes the costliest op
+    voxels = block_voxels(2, 16, 16)
+    front = cost_frontier(alphas, TINY_OPS, 3, table, voxels, penalties=(0, 1, 4, 16, 64))
+    assert front[0]["penalty"] == 0 and front[0]["genotype"] == derive_genotype(alphas, TINY_OPS, 3)
+    assert len(front) >= 2
+    costs = [c["cells_cost"] for c in front]
+    assert costs == sorted(costs, reverse=True) and costs[-1] < costs[0]
+    assert all(c["cells_cost"] == pytest.approx(genotype_cell_cost(c["genotype"], table, voxels)) for c in front)
+    assert front[-1]["log_weight"] < front[0]["log_weight"] <= 0
+    assert "conv_3x3x3" not in {e.op for e in front[-1]["genotype"].cells[0]}
+    with pytest.raises(ConfigError, match="penalties"):
+        cost_frontier(alphas, TINY_OPS, 3, table, voxels, penalties=(-1,))
 
 
 def test_ubfc_search_config_splits_subjects_and_matches_training():
@@ -682,8 +711,8 @@ def test_ubfc_search_config_splits_subjects_and_matches_training():
     from facepulse.train.data import ClipDataModule
 
     repo = Path(__file__).resolve().parents[1]
-    cfg = load_config(repo / "configs" / "search_ubfc.yaml")
-    train_cfg = load_config(repo / "configs" / "autohr_synthetic.yaml")
+    cfg = load_config(repo / "configs" / "search_ubfc.yaml", [f"data.split_file={repo}/configs/splits/search_ubfc_a.yaml"])
+    train_cfg = load_config(repo / "configs" / "tsnet_ubfc.yaml")
     assert cfg.kind == "search" and cfg.search.synth is None
     assert cfg.model.normalize == train_cfg.model.normalize and cfg.loss.name == train_cfg.loss.name
     assert isinstance(search_datamodule(cfg), ClipDataModule)
@@ -691,3 +720,9 @@ def test_ubfc_search_config_splits_subjects_and_matches_training():
     subjects = {role: {r.subject_id for r in recs} for role, recs in splits.items()}
     assert subjects["train"] and subjects["val"] and subjects["test"]
     assert not (subjects["train"] & subjects["val"]) and not (subjects["test"] & (subjects["train"] | subjects["val"]))
+    # the three nested-search splits hold every subject out of exactly one search
+    held_out = []
+    for name in ("a", "b", "c"):
+        split_cfg = load_config(repo / "configs" / "search_ubfc.yaml", [f"data.split_file={repo}/configs/splits/search_ubfc_{name}.yaml"])
+        held_out += [r.subject_id for r in records_by_split(split_cfg.data, split_cfg.seed)["test"]]
+    assert sorted(held_out) == sorted({r.subject_id for recs in splits.values() for r in recs})

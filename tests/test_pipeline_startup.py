@@ -25,6 +25,22 @@ def test_the_face_stage_imports_no_scipy_signal():
     assert out.stdout.strip() == "False"
 
 
+def test_the_face_detector_does_not_import_matplotlib_and_later_imports_get_the_real_one():
+    """mediapipe's init imports matplotlib.pyplot for a plotting helper facepulse never
+    calls: the detector is built without it, and matplotlib still works afterwards."""
+    code = (
+        "import sys\n"
+        "from facepulse.face.detectors import make_detector\n"
+        "make_detector('auto')\n"
+        "print('matplotlib' in sys.modules, 'matplotlib.pyplot' in sys.modules)\n"
+        "import matplotlib.pyplot as plt\n"
+        "import mediapipe.python.solutions.drawing_utils as du\n"
+        "print(type(plt).__name__, du.plt.figure is plt.figure)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "module", "True"]
+
+
 def test_background_import_imports_and_skips_failures():
     thread = import_in_background(["json", "facepulse_no_such_module_xyz", "colorsys"])
     assert isinstance(thread, threading.Thread) and thread.daemon

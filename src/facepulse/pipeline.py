@@ -663,7 +663,8 @@ def _result_from_fusion(
         fusion.snr_db,
         fusion.valid_fraction,
         longest_gap_s=_longest_gap_s(t_uniform, valid_uniform, fps),
-        agreement=fusion.agreement,
+        # agreement between candidates means nothing for one (a model's pulse): not reported
+        agreement=fusion.agreement if len(fusion.candidates) > 1 else None,
     )
     _add_warnings(quality, warnings_ or [])
     valid_frames, bvp_frames = _on_frames(timestamps_s, t_uniform, valid_uniform, np.nan_to_num(bvp_uniform))

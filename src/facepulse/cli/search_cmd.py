@@ -42,6 +42,14 @@ def register(app: typer.Typer) -> None:
             + (f"; whole network {c['derived_network_flops'] * 1e-6:.3g} MFLOPs/s" if "derived_network_flops" in c else "")
             + f"; {result.run_dir / 'cost.json'})\n"
         ) if c else ""
+        frontier_lines = ""
+        if result.frontier:
+            frontier_lines = f"  frontier    {result.frontier_path} (cells from costly to cheap, one search):\n" + "".join(
+                f"    cell_{k}  penalty {cell['penalty']:g}  cells {cell['cells_cost'] * scale:.3g} {unit}/s"
+                + (f", network {cell['network_flops'] * 1e-6:.3g} MFLOPs/s" if "network_flops" in cell else "")
+                + f", search log weight {cell['log_weight']:.2f}\n"
+                for k, cell in enumerate(result.frontier)
+            )
         typer.echo(
             f"{cfg.name}: search done{resumed}\n"
             f"  genotype    {result.genotype_path}\n"
@@ -49,6 +57,7 @@ def register(app: typer.Typer) -> None:
             f"  alphas      {result.run_dir / 'alphas.jsonl'}\n"
             f"  last        {result.checkpoint}\n"
             f"{cost_line}"
+            f"{frontier_lines}"
             f"  train it    facepulse train --config FILE.yaml model.name=autohr "
             f"model.params.genotype={result.genotype_path} model.params.channels=C "
             f"model.params.n_blocks={cfg.search.n_blocks} model.normalize={cfg.model.normalize} "

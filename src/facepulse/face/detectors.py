@@ -8,8 +8,10 @@ constructor takes keyword options and its ``detect(frame_rgb)`` returns a list o
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
+import types
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,7 +140,7 @@ class MediaPipeFaceMesh:
         # Must be set before mediapipe's native libraries load.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import mediapipe as mp
+        mp = import_mediapipe()
 
         self.max_faces = int(max_faces)
         self.max_side = max_side
@@ -263,6 +265,41 @@ class HaarDetector:
         return faces
 
 
+class _LazyModule(types.ModuleType):
+    """Stands in for a module while mediapipe imports; the real one loads on first use."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") or sys.modules.get(self.__name__) is self:
+            raise AttributeError(attr)  # import-machinery probes while standing in
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def import_mediapipe():
+    """``import mediapipe``, without the ~0.4 s of ``matplotlib.pyplot`` it pulls in.
+
+    mediapipe's package init imports its drawing helpers, and they import
+    ``matplotlib.pyplot`` for one plotting function that facepulse never calls. While
+    mediapipe imports, ``matplotlib`` and ``matplotlib.pyplot`` are lazy stand-ins; they
+    leave ``sys.modules`` right after, so any later ``import matplotlib`` (the user's, or
+    that plotting function's first attribute access) loads the real package. Nothing is
+    stubbed when matplotlib is already imported, or when mediapipe is.
+    """
+    if "mediapipe" in sys.modules or "matplotlib" in sys.modules:
+        import mediapipe
+
+        return mediapipe
+    stand_ins = {name: _LazyModule(name) for name in ("matplotlib", "matplotlib.pyplot")}
+    stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]
+    sys.modules.update(stand_ins)
+    try:
+        import mediapipe
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return mediapipe
+
+
 def make_detector(name: str = "auto", **options) -> FaceDetector:
     """Build the registered detector ``name`` with keyword ``options``.
 
@@ -271,7 +308,7 @@ def make_detector(name: str = "auto", **options) -> FaceDetector:
     """
     if name == "auto":
         try:
-            import mediapipe  # noqa: F401
+            import_mediapipe()
         except ImportError as err:
             warnings.warn(
                 f"mediapipe is not importable ({err}); using the Haar-cascade face detector "

@@ -18,6 +18,11 @@ table[op]`` (``voxels_b`` = frames x pixels at that block's resolution). The exp
 cost of a network is ``sum_b voxels_b sum_e sum_k softmax(alpha)[c(b), e, k] table[k]``;
 divided by its largest value (every edge on the costliest op) it lies in ``[0, 1]``,
 which is what ``cost_weight`` multiplies: the weight does not depend on the unit.
+
+One search also yields a whole set of cells from cheap to costly (:func:`cost_frontier`):
+the genotype is derived again with every op's log weight lowered by a penalty times its
+relative cost, for a range of penalties (the derivation-time counterpart of the
+``cost_weight`` term), so a user picks a cell for a CPU budget without searching again.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from facepulse.models.ops import build_op
 
 __all__ = [
     "COST_METRICS",
+    "FRONTIER_PENALTIES",
     "block_voxels",
+    "cost_frontier",
     "count_flops",
     "expected_cell_cost",
     "genotype_cell_cost",
@@ -224,3 +231,87 @@ def genotype_cell_cost(genotype: Genotype, table: dict[str, float], voxels: Sequ
     for b, v in enumerate(voxels):
         total += v * sum(table[e.op] for e in genotype.cell_for_block(b))
     return float(total)
+
+
+#: Penalties of :func:`cost_frontier`: 0 is the search's own genotype; at 8 and above
+#: nearly every edge takes its cheapest non-``none`` op.
+FRONTIER_PENALTIES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def cost_frontier(
+    alphas: Any,
+    op_names: Sequence[str],
+    n_intermediate: int,
+    table: dict[str, float],
+    voxels: Sequence[int],
+    penalties: Sequence[float] = FRONTIER_PENALTIES,
+    *,
+    shared: bool | None = None,
+    prune: str = "edges",
+    edge_weights: Any = None,
+) -> list[dict[str, Any]]:
+    """Cells that trade the search's preference for cost, all from one search's alphas.
+
+    For each penalty ``mu`` the genotype is derived (:func:`facepulse.nas.derive_genotype`,
+    same pruning) from ``log softmax(alphas) - mu * cost / max(cost)``: each op's weight is
+    scaled by ``exp(-mu * relative cost)`` before the strongest ops are kept. ``mu = 0``
+    gives the search's own genotype; larger ``mu`` swaps costly ops for cheaper ones where
+    the search preferred them least.
+
+    Parameters
+    ----------
+    alphas : (n_cells, n_edges, n_ops) architecture logits.
+    op_names : op of each column; ``table`` must give a cost for each.
+    n_intermediate : intermediate nodes per cell.
+    table : cost per output voxel of each op (:func:`op_cost_table`).
+    voxels : output voxels of each block (:func:`block_voxels`).
+    penalties : the ``mu`` values, in any order.
+    shared, prune, edge_weights : as for :func:`facepulse.nas.derive_genotype`.
+
+    Returns
+    -------
+    One dict per distinct cell, costliest first: ``penalty`` (the smallest ``mu`` that
+    derives it), ``genotype`` (a :class:`Genotype`), ``cells_cost`` (cost of its cells on
+    ``voxels``, :func:`genotype_cell_cost`) and ``log_weight`` (sum over its ops of
+    ``log softmax(alphas)``: how strongly the search itself preferred it; 0 is the max).
+    """
+    import numpy as np
+
+    from facepulse.nas.derive import derive_genotype
+
+    logits = np.asarray(alphas, dtype=np.float64)
+    if logits.ndim != 3 or logits.shape[-1] != len(op_names):
+        raise ConfigError(f"cost_frontier: alphas of shape {logits.shape} for {len(op_names)} ops")
+    missing = [n for n in op_names if n not in table]
+    if missing:
+        raise ConfigError(f"cost_frontier: no cost for ops {missing}")
+    cost = np.array([table[n] for n in op_names], dtype=np.float64)
+    relative = cost / cost.max() if cost.max() > 0 else cost
+    log_w = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    column = {n: k for k, n in enumerate(op_names)}
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for mu in sorted(float(m) for m in penalties):
+        if not np.isfinite(mu) or mu < 0:
+            raise ConfigError(f"cost_frontier: penalties must be finite and >= 0, got {mu}")
+        geno = derive_genotype(log_w - mu * relative, op_names, n_intermediate, shared=shared,
+                               prune=prune, edge_weights=edge_weights)
+        key = json.dumps(geno.to_dict(), sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        score = 0.0
+        for c, cell in enumerate(geno.cells):
+            for edge in cell:
+                # the edge's index among all edges of the cell: its row of alphas
+                row = _edge_row(n_intermediate, edge.src, edge.dst)
+                score += float(log_w[min(c, log_w.shape[0] - 1), row, column[edge.op]])
+        out.append({"penalty": mu, "genotype": geno, "cells_cost": genotype_cell_cost(geno, table, voxels),
+                    "log_weight": score})
+    return sorted(out, key=lambda d: -d["cells_cost"])
+
+
+def _edge_row(n_intermediate: int, src: int, dst: int) -> int:
+    from facepulse.models.genotype import all_edges
+
+    return all_edges(n_intermediate).index((src, dst))

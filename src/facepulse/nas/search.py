@@ -19,13 +19,16 @@ Outputs in ``config.run_dir``: ``last.ckpt`` (each epoch: weights, alphas,
 optimiser and scheduler states, RNG states; a rerun resumes from it), ``alphas.jsonl``
 (one line per epoch: alphas, op weights, genotype, its cost), ``genotype_epochNN.json``,
 ``op_costs.json`` (the per-op cost table), and at the end ``genotype.json`` +
-``genotype.png`` + ``cost.json``.
+``genotype.png`` + ``cost.json`` + the cost frontier (``frontier.json``,
+``frontier/cell_K.json``: cells from costly to cheap, all from this one search).
 
 Latency-aware search (beyond AutoHR; :mod:`facepulse.nas.cost`): ``search.cost_weight``
 > 0 adds the expected cost of the cells under the softmax of the alphas (FLOPs or
 measured CPU latency per op, ``search.cost_metric``) to the architecture loss. Searching
 at several weights gives cells that trade accuracy for speed; each run's ``cost.json``
-says what its derived cell costs per second of video.
+says what its derived cell costs per second of video. Every search, whatever its weight,
+also derives a frontier of cheaper cells from its final alphas
+(:func:`facepulse.nas.cost.cost_frontier`), so one search already offers a choice.
 
 Split by responsibility: :mod:`facepulse.nas.search_data` (the clips),
 :mod:`facepulse.nas.bilevel` (the two steps), :mod:`facepulse.nas.search_module` (the
@@ -54,7 +57,7 @@ from facepulse.nas.bilevel import (
     weight_step,
 )
 from facepulse.nas.search_data import search_datamodule, synthetic_splits
-from facepulse.nas.search_log import AlphaLogger, read_alpha_history, write_cost, write_genotype
+from facepulse.nas.search_log import AlphaLogger, read_alpha_history, write_cost, write_frontier, write_genotype
 from facepulse.nas.search_module import SINGLE_DEVICE_WHY, SearchModule, check_single_device
 
 __all__ = [
@@ -92,6 +95,8 @@ class SearchResult:
     checkpoint: Path
     resumed_from_epoch: int | None
     cost: dict[str, Any] = field(default_factory=dict)  # SearchModule.cost_summary of the genotype
+    frontier: list[dict[str, Any]] = field(default_factory=list)  # SearchModule.frontier, costliest first
+    frontier_path: Path | None = None
 
 
 def run_search(
@@ -157,7 +162,9 @@ def run_search(
     json_path, png_path = write_genotype(geno, run_dir)
     cost = module.cost_summary(geno)
     write_cost(cost, run_dir)
+    frontier = module.frontier()
+    frontier_path = write_frontier(frontier, run_dir, config.search.cost_metric)
     resumed = None
     if ckpt_path is not None:  # start_epoch stays None when the search had already finished
         resumed = module.start_epoch if module.start_epoch is not None else trainer.current_epoch
-    return SearchResult(geno, run_dir, json_path, png_path, last, resumed, cost)
+    return SearchResult(geno, run_dir, json_path, png_path, last, resumed, cost, frontier, frontier_path)

@@ -89,6 +89,25 @@ def write_genotype(genotype: Genotype, run_dir: str | Path) -> tuple[Path, Path]
     return genotype.save(run_dir / "genotype.json"), draw_genotype(genotype, run_dir / "genotype.png")
 
 
+def write_frontier(frontier: list[dict[str, Any]], run_dir: str | Path, metric: str) -> Path:
+    """Write the cost frontier of a search: ``frontier/cell_K.json`` (one genotype per cell,
+    K = 0 the costliest, i.e. the search's own genotype) and ``frontier.json`` (their
+    penalty, cost per second of video, search log weight and file)."""
+    run_dir = Path(run_dir)
+    folder = run_dir / "frontier"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("cell_*.json"):  # a resumed search may derive fewer cells
+        old.unlink()
+    rows = []
+    for k, cell in enumerate(frontier):
+        path = cell["genotype"].save(folder / f"cell_{k}.json")
+        rows.append({"cell": k, "file": str(path.relative_to(run_dir)), "metric": metric,
+                     **{key: v for key, v in cell.items() if key != "genotype"}})
+    path = run_dir / "frontier.json"
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+    return path
+
+
 def write_cost(cost: dict[str, Any], run_dir: str | Path) -> Path:
     """Write the cost summary of a search (``cost.json``) into ``run_dir``."""
     path = Path(run_dir) / "cost.json"

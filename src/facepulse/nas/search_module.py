@@ -17,7 +17,14 @@ from facepulse.losses import build_loss
 from facepulse.models.genotype import Genotype
 from facepulse.models.normalize import diff_signal, normalize_clip
 from facepulse.nas.bilevel import Batch, _fps_hr, architecture_step, pulse_loss, weight_step
-from facepulse.nas.cost import block_voxels, count_flops, expected_cell_cost, genotype_cell_cost, op_cost_table
+from facepulse.nas.cost import (
+    block_voxels,
+    cost_frontier,
+    count_flops,
+    expected_cell_cost,
+    genotype_cell_cost,
+    op_cost_table,
+)
 from facepulse.nas.derive import supernet_genotype
 from facepulse.nas.search_data import search_datamodule
 from facepulse.nas.search_log import AlphaLogger
@@ -144,6 +151,28 @@ class SearchModule(L.LightningModule):
         if s.cost_metric == "flops":
             net = AutoHR(geno, channels=s.channels, n_blocks=s.n_blocks)
             out["derived_network_flops"] = count_flops(net, (1, 3, t, size, size)) * per_s
+        return out
+
+    def frontier(self) -> list[dict[str, Any]]:
+        """Cells from costly to cheap derived from the current alphas (:func:`cost_frontier`),
+        each with its cells' cost per second of video (``cells_cost``, as in
+        :meth:`cost_summary`) and, with ``cost_metric: flops``, its whole network's FLOPs."""
+        from facepulse.models.autohr import AutoHR
+
+        s = self.config.search
+        t, size = self.search_shape
+        per_s = self.config.data.fps / t
+        edge_weights = self.model.edge_weights()
+        out = cost_frontier(
+            self.model.alphas.detach().cpu().double().numpy(), self.model.op_names, self.model.n_intermediate,
+            self.cost_table(), self._voxels(), shared=self.model.shared_alphas, prune=s.prune,
+            edge_weights=None if edge_weights is None else edge_weights.detach().cpu().double().numpy(),
+        )
+        for cell in out:
+            cell["cells_cost"] *= per_s
+            if s.cost_metric == "flops":
+                net = AutoHR(cell["genotype"], channels=s.channels, n_blocks=s.n_blocks)
+                cell["network_flops"] = count_flops(net, (1, 3, t, size, size)) * per_s
         return out
 
     # ------------------------------------------------------------------- optimisers

@@ -277,8 +277,10 @@ def summarize_arms(results: list[dict], costs: dict[str, dict]) -> list[dict]:
                 "folds": sorted({r["test"] for r in rows}), "seeds": sorted({r["seed"] for r in rows}), **mean_cost}
         for ds in ("ubfc", "vitallens"):
             for key, short in (("win_abs_err", "win"), ("whole_abs_err", "whole")):
-                vals = list(per_seed(rows, key, ds).values())
+                by_seed = per_seed(rows, key, ds)
+                vals = list(by_seed.values())
                 line[f"{ds}_{short}_mae"], line[f"{ds}_{short}_sd"] = _mean(vals), _sd(vals)
+                line[f"{ds}_{short}_seed0"] = by_seed.get(0, float("nan"))
         table.append(line)
     return table
 
@@ -300,24 +302,29 @@ def _f(x, d=1) -> str:
 def markdown(table: list[dict], rnd: dict, args) -> str:
     lines = [
         f"Budget: {args.steps} steps x batch {args.batch}, clips {args.clip_len} frames at {args.size} px, "
-        f"channels {args.channels} (PhysNet base {args.physnet_channels}), lr {args.lr}, seeds {args.seeds}, "
-        f"held-out subjects {args.folds} (val {args.val}); MAE in bpm, mean +- sd over seeds "
-        "(windows / videos of all folds of a seed pooled).",
+        f"channels {args.channels} (PhysNet base {args.physnet_channels}), lr {args.lr}, seeds "
+        f"{'as listed' if args.table_all else args.seeds}, held-out subjects "
+        f"{'as listed' if args.table_all else args.folds} (val {args.val}); MAE in bpm, mean +- sd over seeds "
+        "(windows / videos of all folds of a seed pooled); seed 0: the same for seed 0 alone (compare ablations, "
+        "run at seed 0, with it).",
         "",
-        "| arm | params | MFLOPs/s | CPU ms/s | UBFC win MAE | UBFC whole MAE | vitallens win MAE | vitallens whole MAE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | folds | seeds | params | MFLOPs/s | CPU ms/s | UBFC win MAE | UBFC win, seed 0 | UBFC whole MAE "
+        "| vitallens win MAE | vitallens whole MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         lines.append(
-            f"| {t['arm']} | {_f(t.get('params'), 0)} | {_f(t.get('mflops_per_s'))} | {_f(t.get('cpu_ms_per_s'))} | "
-            f"{_f(t['ubfc_win_mae'])} +- {_f(t['ubfc_win_sd'])} | {_f(t['ubfc_whole_mae'])} +- {_f(t['ubfc_whole_sd'])} | "
+            f"| {t['arm']} | {len(t['folds'])} | {len(t['seeds'])} | {_f(t.get('params'), 0)} | "
+            f"{_f(t.get('mflops_per_s'))} | {_f(t.get('cpu_ms_per_s'))} | "
+            f"{_f(t['ubfc_win_mae'])} +- {_f(t['ubfc_win_sd'])} | {_f(t['ubfc_win_seed0'])} | "
+            f"{_f(t['ubfc_whole_mae'])} +- {_f(t['ubfc_whole_sd'])} | "
             f"{_f(t['vitallens_win_mae'])} +- {_f(t['vitallens_win_sd'])} | "
             f"{_f(t['vitallens_whole_mae'])} +- {_f(t['vitallens_whole_sd'])} |"
         )
     if rnd.get("cells"):
         lines.append(
-            f"| random cells (mean +- sd over {rnd['cells']} cells) | | {_f(rnd['mflops_per_s'])} | "
-            f"{_f(rnd['cpu_ms_per_s'])} | {_f(rnd['ubfc_win_mae'])} +- {_f(rnd['ubfc_win_mae_sd_cells'])} | "
+            f"| random cells (mean +- sd over {rnd['cells']} cells) | | | | {_f(rnd['mflops_per_s'])} | "
+            f"{_f(rnd['cpu_ms_per_s'])} | {_f(rnd['ubfc_win_mae'])} +- {_f(rnd['ubfc_win_mae_sd_cells'])} | | "
             f"{_f(rnd['ubfc_whole_mae'])} +- {_f(rnd['ubfc_whole_mae_sd_cells'])} | "
             f"{_f(rnd['vitallens_win_mae'])} +- {_f(rnd['vitallens_win_mae_sd_cells'])} | |"
         )
@@ -385,6 +392,8 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=[], help="run only arms whose label starts with / group is one of these")
     p.add_argument("--override", nargs="*", default=[], help="extra config overrides for every run")
     p.add_argument("--table-only", action="store_true", help="write the table from results.jsonl, train nothing")
+    p.add_argument("--table-all", action="store_true",
+                   help="table of every run in results.jsonl (all arms, seeds and folds), train nothing")
     args = p.parse_args()
 
     import torch
@@ -396,9 +405,16 @@ def main() -> None:
     results_path = work / "results.jsonl"
     results = [json.loads(x) for x in results_path.read_text().splitlines() if x.strip()] if results_path.is_file() else []
     done = {(r["arm"], r["seed"], r["test"]) for r in results}
-    arms = build_arms(args)
     costs_path = work / "costs.json"
     costs = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
+    if args.table_all:
+        table = summarize_arms(results, costs)
+        md = markdown(table, random_summary(table), args)
+        (work / "table_all.md").write_text(md)
+        (work / "table_all.json").write_text(json.dumps(table, indent=1))
+        print(md)
+        return
+    arms = build_arms(args)
     for arm in arms:
         if arm.key not in costs:
             costs[arm.key] = model_cost(arm, args)

@@ -112,32 +112,37 @@ def rescore(variant: str, face_list: list[dict]) -> None:
         path.write_text(json.dumps(d, indent=1))
 
 
-def run_fold(variant: str, subject: str, face_list: list[dict], epochs: int | None) -> dict:
+def train_fold(run_dir: Path, subject: str, cfg_file: str, overrides: list[str]) -> tuple[object, float, list[str]]:
+    """Train ``cfg_file`` with every subject of ``SUBJECTS`` but ``subject`` (leave one subject
+    out), in ``run_dir / subject``. Returns the run's result, its seconds and the overrides
+    that placed the fold (out_dir, name, split file), after ``overrides``."""
     from facepulse.config import load_config
     from facepulse.train.runner import run_experiment
 
+    split = run_dir / f"split_{subject}.yaml"
+    split.parent.mkdir(parents=True, exist_ok=True)
+    split.write_text(f"train: [{', '.join(s for s in SUBJECTS if s != subject)}]\ntest: [{subject}]\n")
+    fold = [f"out_dir={run_dir}", f"name={subject}", f"data.split_file={split}"]
+    t0 = time.perf_counter()
+    result = run_experiment(load_config(cfg_file, overrides + fold), progress=False)
+    return result, time.perf_counter() - t0, fold
+
+
+def run_fold(variant: str, subject: str, face_list: list[dict], epochs: int | None) -> dict:
     path = OUT / variant / f"{subject}.json"
     if path.is_file():
         return json.loads(path.read_text())
     cfg_file, overrides = VARIANTS[variant]
-    run_dir = OUT / variant / "runs"
-    split = run_dir / f"split_{subject}.yaml"
-    split.parent.mkdir(parents=True, exist_ok=True)
-    split.write_text(f"train: [{', '.join(s for s in SUBJECTS if s != subject)}]\ntest: [{subject}]\n")
-    extra = [f"out_dir={run_dir}", f"name={subject}", f"data.split_file={split}"]
     if epochs is not None:
-        extra.append(f"optim.max_epochs={epochs}")
-    config = load_config(cfg_file, overrides + extra)
-    t0 = time.perf_counter()
-    result = run_experiment(config, progress=False)
-    train_s = time.perf_counter() - t0
+        overrides = overrides + [f"optim.max_epochs={epochs}"]
+    result, train_s, fold = train_fold(OUT / variant / "runs", subject, cfg_file, overrides)
     ckpt = result.best_ckpt or result.last_ckpt
     rows = {}
     for face in face_list:
         if face["name"] == f"ubfc/{subject}" or face["name"].startswith("vitallens"):
             rows[face["name"]] = score(ckpt, face)
     out = {"variant": variant, "subject": subject, "train_s": train_s, "epochs": result.epochs,
-           "config": cfg_file, "overrides": overrides + extra[2:], "est": rows}
+           "config": cfg_file, "overrides": overrides + fold[2:], "est": rows}
     path.write_text(json.dumps(out, indent=1))
     return out
 

@@ -90,9 +90,6 @@ def score(ckpt: Path, face: dict, adapt_steps: int) -> dict:
 
 
 def run_fold(variant: str, subject: str, faces: list[dict], steps: int | None) -> dict:
-    from facepulse.config import load_config
-    from facepulse.train.runner import run_experiment
-
     path = OUT / variant / f"{subject}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -107,20 +104,12 @@ def run_fold(variant: str, subject: str, faces: list[dict], steps: int | None) -
             if not ckpt.is_file():
                 raise SystemExit(f"{ckpt}: run --variant prior first")
         else:
-            run_dir = OUT / variant / "runs"
-            split = run_dir / f"split_{subject}.yaml"
-            split.parent.mkdir(parents=True, exist_ok=True)
-            split.write_text(f"train: [{', '.join(s for s in bdm.SUBJECTS if s != subject)}]\ntest: [{subject}]\n")
-            extra = [f"out_dir={run_dir}", f"name={subject}", f"data.split_file={split}"]
-            if from_initial:
-                extra.append(f"model.init_from={SYNTH_CKPT}")
+            extra = [f"model.init_from={SYNTH_CKPT}"] if from_initial else []
             if steps is not None:
                 extra.append(f"optim.max_steps={steps}")
-            t0 = time.perf_counter()
-            result = run_experiment(load_config(cfg_file, overrides + extra), progress=False)
-            train_s = time.perf_counter() - t0
+            result, train_s, fold = bdm.train_fold(OUT / variant / "runs", subject, cfg_file, overrides + extra)
             ckpt = Path(result.last_ckpt)
-            overrides = overrides + extra[2:]
+            overrides = overrides + extra + fold[2:]
     out = {"variant": variant, "subject": subject, "train_s": train_s, "overrides": overrides,
            "adapt_steps": adapt, "est": {f["name"]: score(ckpt, f, adapt) for f in tests}}
     path.parent.mkdir(parents=True, exist_ok=True)

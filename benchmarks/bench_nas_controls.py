@@ -61,9 +61,10 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = ["subject3", "subject4", "subject5", "subject8", "subject9", "subject10"]
-AUGMENTS = {  # ablation label -> override that toggles it against configs/search_ubfc.yaml
+AUGMENTS = {  # ablation label -> overrides (space-separated) that toggle it against configs/search_ubfc.yaml
     "+erase": "augment.erase_p=0.5",  # AutoHR spatio-temporal erasing (off in the base recipe)
-    "+hr_resample": "augment.hr_resample=true",  # AutoHR HR balancing (off in the base recipe)
+    # AutoHR HR balancing instead of the random playback speed (both resample time)
+    "+hr_resample": "augment.hr_resample=true augment.speed_p=0",
     "+codec": "augment.codec.p=0.5",  # camera / codec re-encoding (issue 12)
     "-speed": "augment.speed_p=0",
     "-flip": "augment.flip_p=0",
@@ -165,7 +166,7 @@ def build_arms(args) -> list[Arm]:
             elif kind == "augment":
                 for aug, override in AUGMENTS.items():
                     arms.append(autohr(f"{name} {aug}", "ablation:augment", first,
-                                       [override], folds))
+                                       override.split(), folds))
         if kind not in ("loss", "conv", "augment"):
             raise SystemExit(f"--ablations {kind!r} unknown; choose from loss theta conv augment")
     if args.only:

@@ -277,6 +277,7 @@ def cost_frontier(
     """
     import numpy as np
 
+    from facepulse.models.genotype import all_edges
     from facepulse.nas.derive import derive_genotype
 
     logits = np.asarray(alphas, dtype=np.float64)
@@ -289,29 +290,19 @@ def cost_frontier(
     relative = cost / cost.max() if cost.max() > 0 else cost
     log_w = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
     column = {n: k for k, n in enumerate(op_names)}
+    row = {edge: i for i, edge in enumerate(all_edges(n_intermediate))}  # (src, dst) -> row of alphas
     out: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[Genotype] = set()
     for mu in sorted(float(m) for m in penalties):
         if not np.isfinite(mu) or mu < 0:
             raise ConfigError(f"cost_frontier: penalties must be finite and >= 0, got {mu}")
         geno = derive_genotype(log_w - mu * relative, op_names, n_intermediate, shared=shared,
                                prune=prune, edge_weights=edge_weights)
-        key = json.dumps(geno.to_dict(), sort_keys=True)
-        if key in seen:
+        if geno in seen:
             continue
-        seen.add(key)
-        score = 0.0
-        for c, cell in enumerate(geno.cells):
-            for edge in cell:
-                # the edge's index among all edges of the cell: its row of alphas
-                row = _edge_row(n_intermediate, edge.src, edge.dst)
-                score += float(log_w[min(c, log_w.shape[0] - 1), row, column[edge.op]])
+        seen.add(geno)
+        score = sum(float(log_w[min(c, log_w.shape[0] - 1), row[(e.src, e.dst)], column[e.op]])
+                    for c, cell in enumerate(geno.cells) for e in cell)
         out.append({"penalty": mu, "genotype": geno, "cells_cost": genotype_cell_cost(geno, table, voxels),
                     "log_weight": score})
     return sorted(out, key=lambda d: -d["cells_cost"])
-
-
-def _edge_row(n_intermediate: int, src: int, dst: int) -> int:
-    from facepulse.models.genotype import all_edges
-
-    return all_edges(n_intermediate).index((src, dst))

@@ -132,8 +132,6 @@ class SearchModule(L.LightningModule):
         ``expected_cells`` (under the alphas), ``derived_cells`` (the genotype's cells) and,
         with ``cost_metric: flops``, ``derived_network_flops`` (stem, cells, head of the
         derived network at ``search.channels``), all on the search's clips."""
-        from facepulse.models.autohr import AutoHR
-
         geno = self.genotype() if genotype is None else genotype
         s = self.config.search
         t, size = self.search_shape
@@ -149,19 +147,24 @@ class SearchModule(L.LightningModule):
             "derived_cells": genotype_cell_cost(geno, table, self._voxels()) * per_s,
         }
         if s.cost_metric == "flops":
-            net = AutoHR(geno, channels=s.channels, n_blocks=s.n_blocks)
-            out["derived_network_flops"] = count_flops(net, (1, 3, t, size, size)) * per_s
+            out["derived_network_flops"] = self._network_flops(geno) * per_s
         return out
+
+    def _network_flops(self, genotype: Genotype) -> float:
+        """FLOPs of one search clip through the derived network (stem, cells, head) at
+        ``search.channels``."""
+        from facepulse.models.autohr import AutoHR
+
+        s = self.config.search
+        t, size = self.search_shape
+        return count_flops(AutoHR(genotype, channels=s.channels, n_blocks=s.n_blocks), (1, 3, t, size, size))
 
     def frontier(self) -> list[dict[str, Any]]:
         """Cells from costly to cheap derived from the current alphas (:func:`cost_frontier`),
         each with its cells' cost per second of video (``cells_cost``, as in
         :meth:`cost_summary`) and, with ``cost_metric: flops``, its whole network's FLOPs."""
-        from facepulse.models.autohr import AutoHR
-
         s = self.config.search
-        t, size = self.search_shape
-        per_s = self.config.data.fps / t
+        per_s = self.config.data.fps / self.search_shape[0]
         edge_weights = self.model.edge_weights()
         out = cost_frontier(
             self.model.alphas.detach().cpu().double().numpy(), self.model.op_names, self.model.n_intermediate,
@@ -171,8 +174,7 @@ class SearchModule(L.LightningModule):
         for cell in out:
             cell["cells_cost"] *= per_s
             if s.cost_metric == "flops":
-                net = AutoHR(cell["genotype"], channels=s.channels, n_blocks=s.n_blocks)
-                cell["network_flops"] = count_flops(net, (1, 3, t, size, size)) * per_s
+                cell["network_flops"] = self._network_flops(cell["genotype"]) * per_s
         return out
 
     # ------------------------------------------------------------------- optimisers

@@ -308,6 +308,46 @@ def test_parallel_and_sequential_extraction_agree():
     np.testing.assert_array_equal(seq.valid, par.valid)
 
 
+def test_sampling_fills_detection_waits_without_changing_the_trace():
+    # A slow detector: while it runs, the frames already tracked are sampled (the ROI
+    # means lag the tracker). Frames must still be sampled in order, once each, with the
+    # faces of the sequential loop, and OpenCV's thread setting must come back unchanged.
+    import threading
+    import time
+
+    import cv2
+
+    class Slow(Scripted):
+        def detect(self, frame_rgb):
+            time.sleep(0.02)
+            return super().detect(frame_rgb)
+
+    def script(i):
+        return [_face(FACE_BOX + (i // 10))]
+
+    frames = _scene(60)
+    main = threading.main_thread()
+    seen, cv2_threads = [], []
+
+    def on_frame(i, t, frame, face):
+        assert threading.current_thread() is main
+        seen.append((i, _index(frame), None if face is None else tuple(face.box_xyxy)))
+        cv2_threads.append(cv2.getNumThreads())
+
+    threads_before = cv2.getNumThreads()
+    runs = []
+    for parallel, detector in ((False, Scripted(script)), (True, Slow(script))):
+        seen.clear()
+        tracker = FaceTracker(detector, detect_every=3, max_detect_every=12, motion_threshold=3.0)
+        trace = extract_trace(open_video(frames, fps=30), tracker, parallel=parallel, on_frame=on_frame)
+        runs.append((trace, list(seen), detector.calls))
+    (seq, seq_seen, seq_calls), (par, par_seen, par_calls) = runs
+    assert [s[:2] for s in par_seen] == [(i, i) for i in range(60)]
+    assert par_seen == seq_seen and par_calls == seq_calls
+    np.testing.assert_array_equal(seq.rgb, par.rgb)
+    assert set(cv2_threads) == {1} and cv2.getNumThreads() == threads_before
+
+
 def test_on_frame_callback_sees_every_frame_and_face():
     seen = []
     det = Scripted(lambda i: [] if i == 4 else [_face()])

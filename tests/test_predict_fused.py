@@ -116,6 +116,21 @@ def test_regions_are_measured_in_one_pass_and_skin_matches_the_single_roi(portra
     assert not masks["face"][eye[1], eye[0]]
 
 
+def test_rgb_can_come_from_a_region_instead_of_a_second_warp(portrait):
+    # The fused default reads only the regions: its rgb is the regions' skin patch
+    # (one warp a frame), and everything else about the trace is what it was.
+    _, upright, _ = portrait
+    multi = extract_trace(open_video(upright), regions=DEFAULT_REGIONS)
+    lean = extract_trace(open_video(upright), regions=DEFAULT_REGIONS, rgb_region="skin")
+    np.testing.assert_array_equal(lean.region_rgb, multi.region_rgb)
+    np.testing.assert_array_equal(lean.rgb, multi.region_rgb[:, multi.region_names.index("skin")])
+    np.testing.assert_array_equal(lean.valid, multi.valid)
+    assert lean.preview_mask is not None and lean.preview_mask.any()
+    assert lean.n_skin_px.min() > 0
+    with pytest.raises(FacepulseError, match="rgb_region 'cheeks' must be one of regions"):
+        extract_trace(open_video(upright), regions=("skin", "face"), rgb_region="cheeks")
+
+
 def test_unknown_region_names_the_choices():
     with pytest.raises(FacepulseError, match="unknown region 'nose'.*forehead"):
         RegionSampler(("nose",))

@@ -261,7 +261,10 @@ def predict(
 
         preload = import_in_background(PRELOAD_MODULES)
         try:
-            trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS)
+            # rgb from the regions' skin patch: the candidates are all the fusion reads
+            trace = extract_trace(
+                source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS, rgb_region="skin"
+            )
         finally:
             preload.join()
         return predict_from_regions(

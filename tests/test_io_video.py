@@ -396,3 +396,13 @@ def test_decoding_gives_pyav_own_rgb_conversion_bit_for_bit(tmp_path):
     for a, b in zip(frames, expected, strict=True):
         assert a.dtype == np.uint8 and a.flags.c_contiguous
         np.testing.assert_array_equal(a, b)
+
+
+def test_decoder_threads_leave_the_face_stage_two_cores(monkeypatch):
+    import os
+
+    from facepulse.io.video import decoder_threads
+
+    for cores, expected in ((1, 1), (2, 1), (3, 1), (4, 2), (16, 14)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert decoder_threads() == expected

@@ -387,8 +387,9 @@ class RegionSampler:
         means[counts == 0] = np.nan
         return means
 
-    def masks_in_frame(self, shape: tuple[int, int]) -> dict[str, np.ndarray]:
-        """Each region in the current frame's pixels, ``{name: (H, W) bool}`` (previews)."""
+    def masks_in_frame(self, shape: tuple[int, int], names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Each region (or those in ``names``) in the current frame's pixels,
+        ``{name: (H, W) bool}`` (previews)."""
         import cv2
 
         if self._masks is None or self._matrix is None:
@@ -396,7 +397,9 @@ class RegionSampler:
         w, h = self._size
         height, width = shape
         out = {}
-        for name, mask in zip(self.names, self._masks.toarray(), strict=True):
-            m = mask.reshape(h, w).astype(np.uint8)
+        for k, name in enumerate(self.names):
+            if names is not None and name not in names:
+                continue
+            m = self._masks[k].toarray().reshape(h, w).astype(np.uint8)
             out[name] = cv2.warpAffine(m, self._matrix, (width, height), flags=cv2.INTER_NEAREST).astype(bool)
         return out

@@ -479,7 +479,7 @@ def extract_trace(
             if rgb_region is None:
                 preview_mask = cache.full_mask(frame.shape[:2])
             else:
-                preview_mask = sampler.masks_in_frame(frame.shape[:2])[rgb_region]
+                preview_mask = sampler.masks_in_frame(frame.shape[:2], (rgb_region,))[rgb_region]
             if index >= preview_at:
                 # Known length: keep the middle frame. Unknown: keep frames at doubling
                 # indices, so the last one kept lies in the second half of the video.

@@ -403,6 +403,7 @@ def test_decoder_threads_leave_the_face_stage_two_cores(monkeypatch):
 
     from facepulse.io.video import decoder_threads
 
-    for cores, expected in ((1, 1), (2, 1), (3, 1), (4, 2), (16, 14)):
+    vga, uhd = 640 * 480, 3840 * 2160
+    for cores, pixels, expected in ((1, vga, 1), (2, vga, 1), (3, vga, 1), (2, uhd, 0), (4, vga, 2), (16, uhd, 14)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
-        assert decoder_threads() == expected
+        assert decoder_threads(pixels) == expected, (cores, pixels)

@@ -220,7 +220,7 @@ class VideoFileSource(FrameSource):
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threading inside FFmpeg
-            stream.thread_count = decoder_threads()
+            stream.thread_count = decoder_threads(self.info.width * self.info.height)
             to_rgb = _RgbConverter()
             first_pts: int | None = None
             time_base = stream.time_base or Fraction(1, 1)
@@ -311,19 +311,28 @@ class VideoFileSource(FrameSource):
 #: Cores left to the consumer of the frames: the face stage keeps two threads busy (the
 #: tracker with the ROI sampling, and the face detector).
 _CONSUMER_CORES = 2
+#: Frames up to this size decode on one thread (~2 ns a pixel, RGB conversion included) at
+#: least as fast as the face stage consumes them (~1.2 ms a frame, whatever the size);
+#: larger ones make decoding the slow stage.
+_ONE_THREAD_MAX_PIXELS = 600_000
 
 
-def decoder_threads() -> int:
-    """FFmpeg decoding threads: the cores the frames' consumer leaves free, at least one.
+def decoder_threads(pixels_per_frame: int) -> int:
+    """FFmpeg decoding threads for frames of this size; 0 lets FFmpeg choose (one per core).
 
-    FFmpeg's default (one thread per core) competes with the face stage for the same cores:
-    on 2 cores, one decoding thread instead of FFmpeg's default took ~0.5 s of CPU (7 %)
-    off `facepulse predict` on a 68 s 640x480 clip. Decoded pixels do not depend on it.
+    FFmpeg's default competes with the face stage for the same cores: with two cores
+    or three, one decoding thread took ~7 % of the CPU off `facepulse predict` on a 68 s
+    640x480 clip, but made a 1920x1440 clip ~3 % slower, its decoding being the slow stage.
+    With more cores, decoding gets those the face stage leaves free. Decoded pixels do not
+    depend on it.
     """
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - _CONSUMER_CORES)
+    spare = cores - _CONSUMER_CORES
+    if spare >= 2:
+        return spare
+    return 1 if pixels_per_frame <= _ONE_THREAD_MAX_PIXELS else 0
 
 
 def _rotation_quarters(container) -> int:

@@ -348,6 +348,18 @@ def test_sampling_fills_detection_waits_without_changing_the_trace():
     assert set(cv2_threads) == {1} and cv2.getNumThreads() == threads_before
 
 
+def test_single_threaded_opencv_restores_the_setting_even_on_error():
+    import cv2
+
+    from facepulse.face.tracker import single_threaded_opencv
+
+    before = cv2.getNumThreads()
+    with pytest.raises(RuntimeError), single_threaded_opencv():
+        assert cv2.getNumThreads() == 1
+        raise RuntimeError("boom")
+    assert cv2.getNumThreads() == before
+
+
 def test_on_frame_callback_sees_every_frame_and_face():
     seen = []
     det = Scripted(lambda i: [] if i == 4 else [_face()])

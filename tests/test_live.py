@@ -251,6 +251,26 @@ def test_live_file_loops_with_increasing_time(short_clip):
     assert got[times_s.size] == pytest.approx(times_s[-1] + 1 / 30.0, abs=2e-3)
 
 
+def test_run_live_processes_frames_with_single_threaded_opencv_and_restores_it(short_clip):
+    import cv2
+
+    from facepulse.live.session import LivePipeline, run_live
+    from facepulse.live.sources import open_live_source
+
+    video, times_s, _ = short_clip
+    before = cv2.getNumThreads()
+    seen = []
+    pipeline = LivePipeline(window_s=4.0, method="pos")
+    try:
+        with open_live_source(video) as src:
+            stats = run_live(src, pipeline, lambda update, stats: None,
+                             on_frame=lambda item, face: seen.append(cv2.getNumThreads()))
+    finally:
+        pipeline.close()
+    assert stats.frames == times_s.size == len(seen)
+    assert set(seen) == {1} and cv2.getNumThreads() == before
+
+
 # --------------------------------------------------------------------------- web app
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from facepulse.errors import ConfigError
 from facepulse.face.detectors import Face
+from facepulse.face.tracker import single_threaded_opencv
 from facepulse.live.estimator import DEFAULT_BAND_BPM, LiveEstimator, LiveUpdate
 from facepulse.live.sources import END, LiveFrame, LiveSource
 
@@ -142,6 +143,19 @@ def run_live(
     face)`` for each processed frame, ``on_idle(seconds_without_frames, stats)`` while
     waiting for frames. Source errors (stream ended, stalled, unplugged) propagate.
     """
+    with single_threaded_opencv():
+        return _run_live(source, pipeline, on_update, on_frame, on_idle, duration_s, stop)
+
+
+def _run_live(
+    source: LiveSource,
+    pipeline: LivePipeline,
+    on_update: Callable[[LiveUpdate, LiveStats], None],
+    on_frame: Callable[[LiveFrame, Face | None], None] | None,
+    on_idle: Callable[[float, LiveStats], None] | None,
+    duration_s: float | None,
+    stop: threading.Event | None,
+) -> LiveStats:
     stats = LiveStats()
     source.start()
     waiting_since = time.monotonic()

@@ -23,7 +23,7 @@ import numpy as np
 
 from facepulse.errors import ConfigError, InputError, NoFaceError
 from facepulse.face.detectors import Face, FaceDetector, make_detector
-from facepulse.face.tracker import FaceTracker
+from facepulse.face.tracker import FaceTracker, single_threaded_opencv
 from facepulse.io.video import FrameSource, open_video
 from facepulse.roi.carry import AnchorFit, still_carries
 from facepulse.roi.regions import RegionSampler
@@ -500,23 +500,15 @@ def extract_trace(
         sample(*pending.popleft())
         return True
 
-    import cv2
-
-    # OpenCV's worker pool splits each small per-frame call (a face-sized warp, a flow
-    # step) over all cores, which the decoder and the detector threads already keep busy:
-    # waiting on the pool's workers cost more than the split saved (predict on a 68 s clip,
-    # 2 cores: 4.5 -> 3.8 s). Pixels are unchanged; the caller's setting is restored.
-    cv2_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
     try:
-        for tracked in _tracked_frames(source, tracker, parallel, idle=sample_next):
-            pending.append(tracked)
-            while len(pending) > _MAX_PENDING:
-                sample_next()
-        while sample_next():
-            pass
+        with single_threaded_opencv():
+            for tracked in _tracked_frames(source, tracker, parallel, idle=sample_next):
+                pending.append(tracked)
+                while len(pending) > _MAX_PENDING:
+                    sample_next()
+            while sample_next():
+                pass
     finally:
-        cv2.setNumThreads(cv2_threads)
         bar.close()
         if own_detector is not None and hasattr(own_detector, "close"):
             own_detector.close()

@@ -348,6 +348,24 @@ def test_sampling_fills_detection_waits_without_changing_the_trace():
     assert set(cv2_threads) == {1} and cv2.getNumThreads() == threads_before
 
 
+def test_sampling_lags_the_tracker_by_at_most_the_backlog_its_frame_size_allows(monkeypatch):
+    import facepulse.roi.trace as trace_module
+
+    def lags_of_a_run() -> list[int]:
+        tracker = _fixed_cadence(Scripted(lambda i: [_face()]))
+        tracked, lags = [], []
+        update = tracker.update
+        monkeypatch.setattr(tracker, "update", lambda frame, faces=None: (tracked.append(1), update(frame, faces))[1])
+        extract_trace(open_video(_scene(40), fps=30), tracker, parallel=False,
+                      on_frame=lambda i, t, frame, face: lags.append(len(tracked) - 1 - i))
+        return lags
+
+    assert max(lags_of_a_run()) == trace_module._MAX_PENDING
+    # frames this large (one frame's bytes is the whole budget): one frame of backlog
+    monkeypatch.setattr(trace_module, "_MAX_PENDING_BYTES", H * W * 3)
+    assert max(lags_of_a_run()) == 1
+
+
 def test_single_threaded_opencv_restores_the_setting_even_on_error():
     import cv2
 

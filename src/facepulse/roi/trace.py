@@ -283,8 +283,10 @@ class _Progress:
 # Frames decoded ahead while a detection runs: ~3 decodes cover one MediaPipe call.
 _LOOKAHEAD = 4
 # Frames tracked ahead of the sampling: enough sampling work (~0.5 ms a frame) to cover
-# one MediaPipe call (~4 ms) while a detection runs.
+# one MediaPipe call (~4 ms) while a detection runs; fewer for large frames, so that the
+# frames held stay under _MAX_PENDING_BYTES (12 at 640x480, 2 at 3840x2160).
 _MAX_PENDING = 12
+_MAX_PENDING_BYTES = 64 * 2**20
 
 
 def _tracked_frames(
@@ -500,11 +502,14 @@ def extract_trace(
         sample(*pending.popleft())
         return True
 
+    max_pending = None
     try:
         with single_threaded_opencv():
             for tracked in _tracked_frames(source, tracker, parallel, idle=sample_next):
+                if max_pending is None:  # the first frame's size bounds the backlog
+                    max_pending = max(1, min(_MAX_PENDING, _MAX_PENDING_BYTES // max(tracked[2].nbytes, 1)))
                 pending.append(tracked)
-                while len(pending) > _MAX_PENDING:
+                while len(pending) > max_pending:
                     sample_next()
             while sample_next():
                 pass

@@ -440,7 +440,8 @@ def extract_trace(
     if rgb_region is not None and rgb_region not in (regions or ()):
         raise ConfigError(f"rgb_region {rgb_region!r} must be one of regions {tuple(regions or ())}")
     # The single-ROI trace keeps its own full-resolution carried ROI, so that ``rgb`` is
-    # the same with or without regions (the sampler works on a reduced crop).
+    # the same with or without regions (the sampler works on a reduced crop), unless
+    # ``rgb_region`` asks for one of the sampler's regions instead.
     region_rows: list[np.ndarray | None] = []
     times: list[float] = []
     rgb_rows: list[tuple[float, float, float]] = []

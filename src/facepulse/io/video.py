@@ -313,7 +313,7 @@ class VideoFileSource(FrameSource):
 _CONSUMER_CORES = 2
 #: Frames up to this size decode on one thread (~2 ns a pixel, RGB conversion included) at
 #: least as fast as the face stage consumes them (~1.2 ms a frame, whatever the size);
-#: larger ones make decoding the slow stage.
+#: for larger ones decoding may become the slow stage, and FFmpeg keeps its own choice.
 _ONE_THREAD_MAX_PIXELS = 600_000
 
 
@@ -322,9 +322,10 @@ def decoder_threads(pixels_per_frame: int) -> int:
 
     FFmpeg's default competes with the face stage for the same cores: with two cores
     or three, one decoding thread took ~7 % of the CPU off `facepulse predict` on a 68 s
-    640x480 clip, but made a 1920x1440 clip ~3 % slower, its decoding being the slow stage.
-    With more cores, decoding gets those the face stage leaves free. Decoded pixels do not
-    depend on it.
+    640x480 clip. On a 20 s 1920x1440 clip the difference was within the run-to-run
+    noise (-4 % and +9 % wall time in two A/B runs), so frames that large keep FFmpeg's
+    default. With more cores, decoding gets those the face stage leaves free. Decoded
+    pixels do not depend on it.
     """
     import os
 

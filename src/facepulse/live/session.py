@@ -144,42 +144,30 @@ def run_live(
     waiting for frames. Source errors (stream ended, stalled, unplugged) propagate.
     """
     with single_threaded_opencv():
-        return _run_live(source, pipeline, on_update, on_frame, on_idle, duration_s, stop)
-
-
-def _run_live(
-    source: LiveSource,
-    pipeline: LivePipeline,
-    on_update: Callable[[LiveUpdate, LiveStats], None],
-    on_frame: Callable[[LiveFrame, Face | None], None] | None,
-    on_idle: Callable[[float, LiveStats], None] | None,
-    duration_s: float | None,
-    stop: threading.Event | None,
-) -> LiveStats:
-    stats = LiveStats()
-    source.start()
-    waiting_since = time.monotonic()
-    while stop is None or not stop.is_set():
-        item = source.read(timeout_s=0.25)
-        stats.dropped = source.dropped
-        if item is END:
-            break
-        if item is None:
-            if on_idle is not None:
-                on_idle(time.monotonic() - waiting_since, stats)
-            continue
+        stats = LiveStats()
+        source.start()
         waiting_since = time.monotonic()
-        face, update = pipeline.process(item.t_s, item.frame)
-        done = time.monotonic()
-        stats.frames += 1
-        stats.frames_with_face += face is not None
-        stats.frame_latency_s.append(done - item.captured_at)
-        if on_frame is not None:
-            on_frame(item, face)
-        if update is not None:
-            stats.updates += 1
-            stats.update_latency_s.append(done - item.captured_at)
-            on_update(update, stats)
-        if duration_s is not None and item.t_s >= duration_s:
-            break
-    return stats
+        while stop is None or not stop.is_set():
+            item = source.read(timeout_s=0.25)
+            stats.dropped = source.dropped
+            if item is END:
+                break
+            if item is None:
+                if on_idle is not None:
+                    on_idle(time.monotonic() - waiting_since, stats)
+                continue
+            waiting_since = time.monotonic()
+            face, update = pipeline.process(item.t_s, item.frame)
+            done = time.monotonic()
+            stats.frames += 1
+            stats.frames_with_face += face is not None
+            stats.frame_latency_s.append(done - item.captured_at)
+            if on_frame is not None:
+                on_frame(item, face)
+            if update is not None:
+                stats.updates += 1
+                stats.update_latency_s.append(done - item.captured_at)
+                on_update(update, stats)
+            if duration_s is not None and item.t_s >= duration_s:
+                break
+        return stats

@@ -456,7 +456,7 @@ def extract_trace(
 
     def sample(index: int, t_s: float, frame: np.ndarray, face: Face | None) -> None:
         nonlocal frames_without_face, preview_frame, preview_mask, preview_at
-        mean = None
+        mean, count = None, 0
         if face is None:
             frames_without_face += 1
             box_rows.append(nan_box)
@@ -476,7 +476,7 @@ def extract_trace(
             box_rows.append(face.box_xyxy)
         times.append(t_s)
         rgb_rows.append(nan3 if mean is None else mean)
-        counts.append(count if mean is not None else 0)
+        counts.append(count if mean is not None else 0)  # a region without pixels counts none
         if mean is not None and (index >= preview_at or preview_frame is None):
             preview_frame = frame.copy()
             if rgb_region is None:

@@ -1,17 +1,10 @@
 """Start-up of `facepulse predict`: the face stage does not wait for SciPy's signal module,
-which the back half imports in a background thread (same results either way)."""
+which only the back half imports, on first use."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-
-import numpy as np
-import pytest
-
-import facepulse.pipeline as pipeline
-from facepulse.pipeline import PRELOAD_MODULES, import_in_background, predict
 
 
 def test_the_face_stage_imports_no_scipy_signal():
@@ -39,33 +32,3 @@ def test_the_face_detector_does_not_import_matplotlib_and_later_imports_get_the_
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "module", "True"]
-
-
-def test_background_import_imports_and_skips_failures():
-    thread = import_in_background(["json", "facepulse_no_such_module_xyz", "colorsys"])
-    assert isinstance(thread, threading.Thread) and thread.daemon
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert "colorsys" in sys.modules  # the failure before it did not stop the rest
-    assert "scipy.signal" in PRELOAD_MODULES
-
-
-@pytest.fixture(scope="module")
-def face_clip():
-    from facepulse.synth import SynthParams, generate_video
-
-    params = SynthParams(duration_s=12.0).with_overrides(
-        {"physiology.hr_bpm": 72.0, "camera.width": 96, "camera.height": 96}
-    )
-    return generate_video(params, seed=3)
-
-
-@pytest.mark.parametrize("method", ["auto", "pos"])
-def test_results_are_the_same_with_and_without_the_background_import(face_clip, monkeypatch, method):
-    with_preload = predict(face_clip.frames, fps=face_clip.fps, method=method)
-    monkeypatch.setattr(pipeline, "PRELOAD_MODULES", ())
-    without = predict(face_clip.frames, fps=face_clip.fps, method=method)
-    assert with_preload.hr_bpm == without.hr_bpm
-    np.testing.assert_array_equal(with_preload.bvp, without.bvp)
-    np.testing.assert_array_equal(with_preload.windows.hr_bpm, without.windows.hr_bpm)
-    assert with_preload.summary() == without.summary()

@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import importlib
-import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,43 +19,6 @@ DEFAULT_BAND_BPM = (42.0, 210.0)
 
 #: The ``method`` name of the fused multi-region estimator (the default of :func:`predict`).
 FUSED_METHOD = "auto"
-
-#: What the back half of :func:`predict` (pulse, HR, fusion) imports that the face stage
-#: does not: SciPy's signal module alone takes ~0.7 s to import. :func:`predict` imports
-#: these in a background thread while the face stage decodes and tracks, and waits for it
-#: before the back half starts, so no two threads ever import at the same time. Empty:
-#: everything is imported on first use, in the calling thread (same results).
-PRELOAD_MODULES: tuple[str, ...] = (
-    "scipy.signal",
-    "scipy.ndimage",
-    "scipy.sparse.linalg",
-    "facepulse.methods",
-    "facepulse.signal",
-    "facepulse.signal.fusion",
-    "facepulse.signal.quality",
-)
-
-
-def import_in_background(modules: Iterable[str]) -> threading.Thread:
-    """Import ``modules`` in a daemon thread (started), in order; join it before using them.
-
-    The face stage imports nothing while it runs and releases the GIL in decoding,
-    detection and OpenCV, so the imports mostly fill time a core would sit idle. A module
-    that fails to import is skipped here: the caller's own import of it later raises the
-    error where it belongs.
-    """
-    names = tuple(modules)
-
-    def run() -> None:
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - reported by the caller's own import
-                continue
-
-    thread = threading.Thread(target=run, name="facepulse-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 @dataclass
@@ -259,14 +219,10 @@ def predict(
     if method == FUSED_METHOD:
         from facepulse.roi.regions import DEFAULT_REGIONS
 
-        preload = import_in_background(PRELOAD_MODULES)
-        try:
-            # rgb from the regions' skin patch: the candidates are all the fusion reads
-            trace = extract_trace(
-                source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS, rgb_region="skin"
-            )
-        finally:
-            preload.join()
+        # rgb from the regions' skin patch: the candidates are all the fusion reads
+        trace = extract_trace(
+            source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS, rgb_region="skin"
+        )
         return predict_from_regions(
             trace.timestamps_s,
             trace.region_rgb,
@@ -282,11 +238,7 @@ def predict(
             preview_frame=trace.preview_frame,
             preview_mask=trace.preview_mask,
         )
-    preload = import_in_background(PRELOAD_MODULES)
-    try:
-        trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
-    finally:
-        preload.join()
+    trace = extract_trace(source, tracker, max_gap_s=max_gap_s, progress=progress)
     return predict_from_trace(
         trace.timestamps_s,
         trace.rgb,

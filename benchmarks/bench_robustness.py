@@ -21,6 +21,10 @@ beat to beat. Scores per scenario and method: MAE, RMSE (bpm) and Pearson r over
 with standard errors
 (:func:`facepulse.eval.metrics.summarize`). A video where a method fails (no face, too
 short...) is counted in the failures column, never silently dropped.
+
+A second table scores the ``reliable`` flag each result carries (``result.quality``): of
+the videos it calls reliable, how many are right, and of the wrong ones, how many it
+catches (right: within 5 bpm of the true mean HR; wrong: more than 10 bpm off).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
     ref: dict[str, list[float]] = {m: [] for m in methods}
     ref_mean: dict[str, list[float]] = {m: [] for m in methods}
     failures: dict[str, list[str]] = {m: [] for m in methods}
+    per_video: dict[str, list[dict]] = {m: [] for m in methods}
     t_gen = t_eval = 0.0
     for index in range(args.n_videos):
         t0 = time.perf_counter()
@@ -104,6 +109,13 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
             pred[m].append(float(result.hr_bpm))
             ref[m].append(hr_ref)
             ref_mean[m].append(hr_mean)
+            quality = result.quality or {}
+            per_video[m].append({
+                "video": label, "hr_bpm": float(result.hr_bpm), "ref_mean_hr_bpm": hr_mean,
+                "reliable": bool(quality.get("reliable", True)),
+                **{k: float(quality[k]) for k in ("median_confidence", "median_agreement", "median_snr_db")
+                   if k in quality},
+            })
         t_gen += t1 - t0
         t_eval += time.perf_counter() - t1
 
@@ -111,7 +123,8 @@ def run_scenario(args, scenario: str, methods: list[str]) -> dict[str, dict]:
     for m in methods:
         scores = summarize(np.array(pred[m]), np.array(ref[m])) if pred[m] else {"n": 0}
         vs_mean = summarize(np.array(pred[m]), np.array(ref_mean[m])) if pred[m] else {}
-        out[m] = {**scores, "vs_mean_hr": vs_mean, "failures": failures[m], "n_videos": args.n_videos}
+        out[m] = {**scores, "vs_mean_hr": vs_mean, "failures": failures[m], "n_videos": args.n_videos,
+                  "videos": per_video[m]}
     print(
         f"# {scenario}: {args.n_videos} videos, generation {t_gen:.0f} s, evaluation {t_eval:.0f} s",
         file=sys.stderr,
@@ -137,6 +150,60 @@ def markdown(results: dict[str, dict[str, dict]], args) -> str:
                 )
             else:
                 lines.append(f"| {scenario} | {m} | 0 | - | - | - | - | {len(s['failures'])} |")
+    return "\n".join(lines) + "\n" + reliability_markdown(results)
+
+
+#: Errors (bpm, against the true mean HR) that count as right and as wrong when scoring the
+#: ``reliable`` flag; errors in between are neither.
+RIGHT_BPM, WRONG_BPM = 5.0, 10.0
+
+
+def reliability(videos: list[dict]) -> dict:
+    """How well a method's ``quality["reliable"]`` flag tells right estimates from wrong ones.
+
+    ``precision``: share of the videos flagged reliable that are right (error <= RIGHT_BPM).
+    ``wrong_caught``: share of the wrong videos (error > WRONG_BPM) flagged unreliable.
+    ``right_kept``: share of the right videos flagged reliable.
+    """
+    err = np.array([abs(v["hr_bpm"] - v["ref_mean_hr_bpm"]) for v in videos])
+    flag = np.array([v["reliable"] for v in videos], dtype=bool)
+    right, wrong = err <= RIGHT_BPM, err > WRONG_BPM
+
+    def share(num: np.ndarray, den: np.ndarray) -> float:
+        return float(num.sum() / den.sum()) if den.sum() else float("nan")
+
+    return {"n": int(err.size), "n_reliable": int(flag.sum()), "n_right": int(right.sum()), "n_wrong": int(wrong.sum()),
+            "precision": share(flag & right, flag), "wrong_caught": share(~flag & wrong, wrong),
+            "right_kept": share(flag & right, right),
+            "mae_reliable": float(err[flag].mean()) if flag.any() else float("nan"),
+            "mae_unreliable": float(err[~flag].mean()) if (~flag).any() else float("nan")}
+
+
+def reliability_markdown(results: dict[str, dict[str, dict]]) -> str:
+    lines = [
+        "",
+        f"The `reliable` flag (`result.quality`) against the error vs the true mean HR: right <= {RIGHT_BPM:g} bpm, "
+        f"wrong > {WRONG_BPM:g} bpm.",
+        "",
+        "| scenario | method | flagged reliable | right / wrong | precision (reliable that are right) "
+        "| wrong flagged unreliable | right flagged reliable | MAE reliable / unreliable |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    pooled: dict[str, list[dict]] = {}
+    for scenario, per_method in list(results.items()) + [("all", None)]:
+        items = per_method.items() if per_method is not None else ((m, {"videos": v}) for m, v in pooled.items())
+        for m, s in items:
+            videos = s.get("videos", [])
+            if per_method is not None:
+                pooled.setdefault(m, []).extend(videos)
+            if not videos:
+                continue
+            r = reliability(videos)
+            lines.append(
+                f"| {scenario} | {m} | {r['n_reliable']}/{r['n']} | {r['n_right']} / {r['n_wrong']} | "
+                f"{r['precision']:.2f} | {r['wrong_caught']:.2f} | {r['right_kept']:.2f} | "
+                f"{r['mae_reliable']:.2f} / {r['mae_unreliable']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -121,6 +121,7 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
         "whitening fixed at 1/f": {"tilt": 1.0},
         "pos+chrom only": None,
         "methods + lgi (6)": {"methods": ("pos", "chrom", "omit", "lgi", "pbv", "green")},
+        "grid cells as separate regions": {"group_families": False},
     }.items():
         if kw is None:
             sel = [i for i, c in enumerate(cands) if c.endswith(("/pos", "/chrom"))]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facepulse.errors import InputError
-from facepulse.signal.fusion import candidate_pulses, fuse_pulses, fuse_spectra, window_spectra
+from facepulse.signal.fusion import candidate_pulses, fuse_pulses, fuse_spectra, region_family, window_spectra
 from facepulse.signal.tracking import track_confidence, viterbi_track
 
 FPS = 30.0
@@ -55,6 +55,32 @@ def test_a_clean_periodic_artefact_in_one_region_does_not_win():
     # and the flickering region's candidates carry little weight
     r0 = np.array([c.startswith("r0/") for c in names])
     assert fused.weights[r0].sum(0).mean() < 1.0 / 12
+
+
+def test_grid_cells_are_one_family():
+    assert region_family("grid_r0c3") == region_family("grid_r4c0") == "grid"
+    assert region_family("forehead") == "forehead"
+    assert region_family("cheek_left") == "cheek_left"
+
+
+def test_many_small_cells_sharing_an_artefact_do_not_outvote_the_regions():
+    # Twenty grid cells carry one shared artefact at 60 bpm (neighbouring patches see the
+    # same motion, light and codec blocks) and no pulse; three larger regions carry the
+    # pulse at 100 bpm. The cells agree with each other, but they are one family: one
+    # opinion, weighing as one region.
+    n = int(40 * FPS)
+    t = np.arange(n) / FPS
+    rng = np.random.default_rng(5)
+    pulse = _regions(np.full(n, 100.0), n_regions=3, amplitude=0.004, noise=0.3, seed=6)
+    artefact = SKIN * (1 + 0.004 * np.sin(2 * np.pi * 60 / 60 * t)[:, None] * np.array([0.3, 0.8, 0.5]))
+    cells = artefact[:, None, :] + rng.normal(0.0, 0.3, (n, 20, 3))
+    rgb = np.concatenate([pulse, cells], axis=1)
+    names = ["forehead", "face", "box"] + [f"grid_r{i // 4}c{i % 4}" for i in range(20)]
+    pulses, candidates = candidate_pulses(rgb, FPS, region_names=names)
+    fused = fuse_pulses(pulses, FPS, candidates=candidates)
+    assert np.all(np.abs(fused.hr_bpm - 100.0) <= 3.0), fused.hr_bpm
+    grid = np.array([c.startswith("grid_") for c in candidates])
+    assert fused.weights[grid].sum(0).mean() < 0.5
 
 
 def test_tracked_hr_follows_a_ramp_in_every_window():

@@ -5,7 +5,8 @@ candidate pulse. Per analysis window, each candidate's power spectrum is whitene
 1/f noise of motion, lighting and codec artefacts, which otherwise pulls every spectral
 peak to the bottom of the HR band; each candidate is weighted by its own SNR (de Haan &
 Jeanne 2013), capped so that no single candidate can outvote the others, and by its
-agreement with the rest (a flickering patch is periodic and clean, but alone); the
+agreement with the rest (a flickering patch is periodic and clean, but alone); a family
+of small patches (the grid cells) counts as one region, not as many; the
 weighted spectra are averaged (the "goodness"-weighted combination of DistancePPG,
 Kumar et al., Biomed. Opt. Express 6(5):1565, 2015), and the HR is tracked through the
 fused spectrogram (:mod:`facepulse.signal.tracking`).
@@ -15,6 +16,8 @@ All functions are pure: arrays in, arrays out.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +35,7 @@ __all__ = [
     "candidate_pulses",
     "fuse_pulses",
     "fuse_spectra",
+    "region_family",
     "window_spectra",
 ]
 
@@ -57,6 +61,10 @@ GRID_STEP_BPM = 0.5
 
 #: Tolerance of the agreement test between a candidate's peak and the other regions', bpm.
 AGREEMENT_TOL_BPM = 3.0
+
+#: A cell of a region family: ``<family>_r<row>c<col>`` (the grid of
+#: :mod:`facepulse.roi.regions` names its cells ``grid_r0c0``, ``grid_r0c1``, ...).
+_CELL_NAME = re.compile(r"^(?P<family>.+)_r\d+c\d+$")
 
 #: FFT values computed at once by window_spectra (bounds memory to ~64 MB).
 _MAX_FFT_VALUES = 4_000_000
@@ -243,6 +251,18 @@ def window_spectra(
     return starts, grid, spectra
 
 
+def region_family(region: str) -> str:
+    """The family a region belongs to: the cells of a grid (``grid_r2c1``) are one family
+    (``"grid"``); any other region is a family of its own.
+
+    Neighbouring small patches share their artefacts (the same head motion, light and
+    codec blocks), as the methods run on one region do, so they are not second opinions
+    for each other, and twenty of them must not outvote one forehead.
+    """
+    match = _CELL_NAME.match(region)
+    return match.group("family") if match else region
+
+
 def estimate_tilt(spectra: np.ndarray, grid_bpm: np.ndarray, max_tilt: float = MAX_TILT) -> float:
     """The whitening exponent that flattens the noise of these spectra, in [0, max_tilt].
 
@@ -282,6 +302,7 @@ def fuse_spectra(
     snr_cap_db: float = 3.0,
     agreement: bool = True,
     groups: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quality-weighted average of candidate spectra, per window.
 
@@ -296,7 +317,10 @@ def fuse_spectra(
     ----------
     spectra : (C, W, G) non-negative.
     grid_bpm : (G,) bpm.
-    groups : (C,) int, the region of each candidate (default: each its own).
+    groups : (C,) int, the region (family) of each candidate (default: each its own).
+    prior : (C,) non-negative factor on each candidate's weight, applied after the SNR
+        and agreement terms (default 1): e.g. ``1 / k`` for the candidates of a family of
+        ``k`` regions, so that the family weighs as one region.
 
     Returns
     -------
@@ -326,6 +350,8 @@ def fuse_spectra(
         support = np.take_along_axis(others, near, axis=-1).max(-1)
         top = others.max(-1)
         w = w * np.divide(support, top, out=np.zeros_like(support), where=top > 0)
+    if prior is not None:
+        w = w * np.asarray(prior, dtype=np.float64)[:, None]
     wsum = w.sum(0, keepdims=True)
     w = np.divide(w, wsum, out=np.full_like(w, 1.0 / w.shape[0]), where=wsum > 0)
     fused = (w[..., None] * norm).sum(0)
@@ -352,6 +378,7 @@ def fuse_pulses(
     max_change_bpm_per_s: float = 10.0,
     min_valid_fraction: float = 0.8,
     harmonic_weight: float = 0.0,
+    group_families: bool = True,
 ) -> FusionResult:
     """Candidate pulses -> tracked HR per window, with confidence and a fused pulse.
 
@@ -371,6 +398,8 @@ def fuse_pulses(
         fused power at ``2 f`` (harmonic support). Off by default: on our real clips it
         favours half the true HR (the true HR then "supports" f/2), see
         docs/benchmarks.md.
+    group_families : the cells of a grid (:func:`region_family`) are one region for the
+        agreement test and share one region's weight; False counts each cell as a region.
     """
     fps = check_fps(fps)
     x = np.asarray(pulses, dtype=np.float64)
@@ -388,8 +417,14 @@ def fuse_pulses(
     valid_fraction = ok[idx].mean(axis=1)
     usable = valid_fraction >= min_valid_fraction
     regions = [c.split("/")[0] for c in names]
-    groups = np.unique(regions, return_inverse=True)[1]
-    fused, weights = fuse_spectra(spectra, grid, snr_cap_db=snr_cap_db, agreement=agreement, groups=groups)
+    families = [region_family(r) for r in regions] if group_families else regions
+    groups = np.unique(families, return_inverse=True)[1]
+    # a family of k regions weighs as one region: each of its candidates 1/k
+    family_size = Counter(region_family(r) if group_families else r for r in set(regions))
+    prior = np.array([1.0 / family_size[f] for f in families])
+    fused, weights = fuse_spectra(
+        spectra, grid, snr_cap_db=snr_cap_db, agreement=agreement, groups=groups, prior=prior
+    )
     evidence = fused
     if harmonic_weight:
         double = np.array([np.interp(2 * grid, grid, row, right=0.0) for row in fused])

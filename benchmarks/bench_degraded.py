@@ -83,12 +83,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/bench_degraded"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS))
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         print("bench_degraded: the ffmpeg binary is needed (apt-get install ffmpeg)", file=sys.stderr)
         return 2
     import facepulse
     from facepulse.errors import FacepulseError
+    from facepulse.io.video import open_video
 
     rows = []
     for clip in clips():
@@ -100,7 +102,7 @@ def main() -> int:
                 encode(Path(clip["video"]), video, VARIANTS[variant])
             row = {"clip": clip["name"], "variant": variant, "kbit_s": 8e-3 * video.stat().st_size, "est": {}}
             results = {}
-            for name, kw in ESTIMATORS.items():
+            for name, kw in ((n, ESTIMATORS[n]) for n in args.estimators):
                 t0 = time.perf_counter()
                 try:
                     results[name] = facepulse.predict(video, window_s=WINDOW_S, step_s=STEP_S, **kw)
@@ -112,7 +114,10 @@ def main() -> int:
             if any_result is None:
                 rows.append(row)
                 continue
-            ts, fps = any_result.timestamps_s, any_result.fps
+            # frame times are the video's whatever the estimator; the rate is the video's too
+            # (a model's result carries the model's rate)
+            ts = any_result.timestamps_s
+            fps = float(open_video(video).info.fps)
             row["kbit_s"] /= float(ts[-1] - ts[0] + 1.0 / fps)
             ref = reference(clip["reference"].ppg_on_frames(ts), ts, fps)
             peer = peer_result(args.out, f"{variant}_{stem_clip}", fps)

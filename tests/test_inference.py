@@ -223,6 +223,41 @@ def test_predict_and_evaluate_with_a_model(checkpoints, face_video, tmp_path):
     assert "preprocess with size 16" in next(iter(wrong.failed.values()))
 
 
+class Hallucinating:
+    """A stand-in model that outputs a clean pulse whatever the face shows: one period per
+    16 frames (112.5 bpm at 30 fps), so that clips starting 16 frames apart join in phase."""
+
+    HR_BPM = 112.5
+
+    def __init__(self) -> None:
+        self.info = ModelInfo("hallucinating", "test", CLIP_LEN, SIZE, 30.0, "raw", "pulse")
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        t = np.arange(self.info.clip_len) / self.info.fps
+        return np.repeat(np.sin(2 * np.pi * self.HR_BPM / 60 * t)[None], clips.shape[0], axis=0)
+
+
+def test_a_model_is_reliable_only_where_the_classic_estimate_agrees(face_video):
+    from facepulse.pipeline import predict
+
+    video = sorted(face_video.glob("videos/*/video.mkv"))[0]
+    classic = predict(video, window_s=8)
+    assert classic.quality["reliable"]
+    assert abs(classic.hr_bpm - Hallucinating.HR_BPM) > 15  # the video's pulse is elsewhere
+    # a model that follows the face's colour agrees with the classic estimate
+    follows = predict(video, model=GreenMean(CLIP_LEN, SIZE), window_s=8)
+    assert follows.hr_bpm == pytest.approx(classic.hr_bpm, abs=5.0)
+    assert follows.quality["classic_hr_bpm"] == pytest.approx(classic.hr_bpm)
+    assert follows.quality["reliable"], follows.quality["warnings"]
+    # a model whose clean pulse has nothing to do with the face: its own confidence is
+    # high, so only the check against the classic estimate can flag it
+    wrong = predict(video, model=Hallucinating(), window_s=8)
+    assert wrong.hr_bpm == pytest.approx(Hallucinating.HR_BPM, abs=2.0)
+    assert np.nanmedian(wrong.windows.confidence) > 0.5
+    assert not wrong.quality["reliable"]
+    assert any("disagree" in w for w in wrong.quality["warnings"])
+
+
 def test_evaluate_a_model_on_video_at_another_frame_rate(checkpoints, tmp_path):
     """A 30 Hz model on a 25 fps video: the reference goes through the model's grid, so
     the windows line up (this raised 'prediction and reference windows differ' before)."""

@@ -205,8 +205,10 @@ def predict(
 
         on_frame, crops = face_crop_hook(runner.info.size, info.fps)
         # the regions as well, in the same pass: the classic estimate checks the model's
+        # (rgb and the preview from the regions' skin patch: one warp a frame, as for auto)
         trace = extract_trace(
-            source, tracker, max_gap_s=max_gap_s, progress=progress, on_frame=on_frame, regions=DEFAULT_REGIONS
+            source, tracker, max_gap_s=max_gap_s, progress=progress, on_frame=on_frame,
+            regions=DEFAULT_REGIONS, rgb_region="skin",
         )
         frames, _ = crops()
         result = predict_from_face_frames(

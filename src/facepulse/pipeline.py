@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from facepulse.errors import ConfigError, SignalTooShortError
+from facepulse.errors import ConfigError, FacepulseError, SignalTooShortError
 
 DEFAULT_BAND_BPM = (42.0, 210.0)
 
@@ -158,6 +158,9 @@ def predict(
         (:func:`facepulse.models.inference.load_model`). The same face stage also cuts
         face crops (as the preprocessing cache does), the model runs over the whole
         video in overlapping clips, and its pulse takes the same HR path as a method's.
+        Its result counts as reliable only where the fused classic estimate on the same
+        frames is reliable and agrees with it (a model's pulse looks clean even where it
+        fails); ``quality["classic_hr_bpm"]`` holds that estimate.
     adapt_steps : with a ``.ckpt`` model, first fine-tune a copy of it on this video's
         face crops without labels for this many steps
         (:func:`facepulse.contrastive.adapt.adapt_model`, SiNC spectral priors); 0 = off.
@@ -740,8 +743,6 @@ def _check_model_against_classic(
     (docs/benchmarks.md). The fused classic estimate's quality does fall with the pulse.
     ``quality["classic_hr_bpm"]`` records it.
     """
-    from facepulse.errors import FacepulseError
-
     try:
         classic = predict_from_regions(
             trace.timestamps_s, trace.region_rgb, trace.fps, region_names=trace.region_names,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_fusion import WINDOW_S, STEP_S, reference  # noqa: E402
+from bench_fusion import STEP_S, WINDOW_S, peer_result, reference  # noqa: E402
 from bench_predict import clips  # noqa: E402
 
 #: variant -> ffmpeg output options (None: the original file).
@@ -57,26 +57,6 @@ def encode(src: Path, dst: Path, options: list[str]) -> None:
     tmp = dst.with_suffix(".part.mp4")
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *options, "-an", str(tmp)], check=True)
     tmp.rename(dst)
-
-
-def peer_result(out: Path, stem: str, fps: float):
-    """FacePhys's pulse for one copy, through the same HR path as ours (None if not run)."""
-    from facepulse.pipeline import result_from_pulse
-    from facepulse.roi.trace import resample_uniform
-
-    path = out / "peer" / "FacePhys.rlap" / f"{stem}.json"
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    t_p, bvp = np.asarray(data["t_s"], float), np.asarray(data["bvp"], float)
-    ok = np.isfinite(bvp) & np.isfinite(t_p)
-    t_p, bvp = t_p[ok], bvp[ok]
-    keep = np.r_[True, np.diff(t_p) > 0]  # the peer forward-fills: strictly increasing times
-    while not keep.all():
-        t_p, bvp = t_p[keep], bvp[keep]
-        keep = np.r_[True, np.diff(t_p) > 0]
-    tw, ww = resample_uniform(t_p - t_p[0], bvp[:, None], fps)
-    return result_from_pulse(tw, ww[:, 0], fps, method="FacePhys", window_s=WINDOW_S, step_s=STEP_S)
 
 
 def main() -> int:
@@ -100,7 +80,7 @@ def main() -> int:
             if VARIANTS[variant] is not None:
                 video = args.out / "videos" / f"{variant}_{stem_clip}.mp4"
                 encode(Path(clip["video"]), video, VARIANTS[variant])
-            row = {"clip": clip["name"], "variant": variant, "kbit_s": 8e-3 * video.stat().st_size, "est": {}}
+            row = {"clip": clip["name"], "variant": variant, "est": {}}
             results = {}
             for name, kw in ((n, ESTIMATORS[n]) for n in args.estimators):
                 t0 = time.perf_counter()
@@ -118,9 +98,9 @@ def main() -> int:
             # (a model's result carries the model's rate)
             ts = any_result.timestamps_s
             fps = float(open_video(video).info.fps)
-            row["kbit_s"] /= float(ts[-1] - ts[0] + 1.0 / fps)
+            row["kbit_s"] = 8e-3 * video.stat().st_size / float(ts[-1] - ts[0] + 1.0 / fps)
             ref = reference(clip["reference"].ppg_on_frames(ts), ts, fps)
-            peer = peer_result(args.out, f"{variant}_{stem_clip}", fps)
+            peer = peer_result(args.out / "peer" / "FacePhys.rlap" / f"{variant}_{stem_clip}.json", fps)
             if peer is not None:
                 results["FacePhys (peer)"] = peer
                 row["est"]["FacePhys (peer)"] = {}

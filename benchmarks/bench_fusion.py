@@ -72,6 +72,27 @@ def beat_rate_bpm(beat_times_s: np.ndarray) -> float:
     return 60.0 * (beat_times_s.size - 1) / float(beat_times_s[-1] - beat_times_s[0])
 
 
+def peer_result(path: Path, fps: float):
+    """A peer's pulse (``peer_openrppg.py``'s JSON) through our HR path, at ``fps``; None
+    when the file does not exist."""
+    from facepulse.pipeline import result_from_pulse
+    from facepulse.roi.trace import resample_uniform
+
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    t_p, bvp = np.asarray(data["t_s"], float), np.asarray(data["bvp"], float)
+    ok = np.isfinite(bvp) & np.isfinite(t_p)
+    t_p, bvp = t_p[ok], bvp[ok]
+    # the peer forward-fills frames it could not decode: keep strictly increasing times
+    increasing = np.r_[True, np.diff(t_p) > 0]
+    while not increasing.all():
+        t_p, bvp = t_p[increasing], bvp[increasing]
+        increasing = np.r_[True, np.diff(t_p) > 0]
+    tw, ww = resample_uniform(t_p - t_p[0], bvp[:, None], fps)
+    return result_from_pulse(tw, ww[:, 0], fps, method="FacePhys", window_s=WINDOW_S, step_s=STEP_S)
+
+
 def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
     from facepulse.face.detectors import make_detector
     from facepulse.face.tracker import FaceTracker
@@ -144,22 +165,9 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
             r = result_from_pulse(tw, ww[:, 0], fps, method=m, window_s=WINDOW_S, step_s=STEP_S)
             keep(f"vitallens {m}", r.hr_bpm, _windows(r))
         del frames
-    peer = Path("out/peer/FacePhys.rlap") / f"{clip['name'].replace('/', '_')}.json"
-    if peer.exists():
-        from facepulse.pipeline import result_from_pulse
-
-        data = json.loads(peer.read_text())
-        t_p, bvp = np.asarray(data["t_s"], float), np.asarray(data["bvp"], float)
-        ok = np.isfinite(bvp) & np.isfinite(t_p)
-        t_p, bvp = t_p[ok], bvp[ok]
-        # the peer forward-fills frames it could not decode: keep strictly increasing times
-        increasing = np.r_[True, np.diff(t_p) > 0]
-        while not increasing.all():
-            t_p, bvp = t_p[increasing], bvp[increasing]
-            increasing = np.r_[True, np.diff(t_p) > 0]
-        tw, ww = resample_uniform(t_p - t_p[0], bvp[:, None], fps)
-        r = result_from_pulse(tw, ww[:, 0], fps, method="FacePhys", window_s=WINDOW_S, step_s=STEP_S)
-        keep("open-rppg FacePhys.rlap", r.hr_bpm, _windows(r))
+    peer = peer_result(Path("out/peer/FacePhys.rlap") / f"{clip['name'].replace('/', '_')}.json", fps)
+    if peer is not None:
+        keep("open-rppg FacePhys.rlap", peer.hr_bpm, _windows(peer))
     return {"clip": clip["name"], "ref": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()},
             "est": est, "fused_backend_s": fused_s, "regions": names,
             "fused_quality": fused.quality, "fused_hr_bpm": fused.hr_bpm}
@@ -178,7 +186,8 @@ def table(rows: list[dict]) -> dict:
             s = summarize(pred, ref)
             entry[f"whole_{ref_kind}"] = {k: s[k] for k in ("mae", "rmse", "pearson_r")}
             entry[f"within3_{ref_kind}"] = int(np.sum(np.abs(pred - ref) <= 3.0))
-        for key, ref_windows in (("window_mae", "windows"), ("window_mae_beats", "windows_beats")):
+        for key, n_key, ref_windows in (("window_mae", "n_windows", "windows"),
+                                        ("window_mae_beats", "n_windows_beats", "windows_beats")):
             errs = []
             for r in have:
                 p = np.asarray(r["est"][name]["windows"], float)
@@ -188,7 +197,7 @@ def table(rows: list[dict]) -> dict:
                 errs.append(e[np.isfinite(e)])
             e = np.concatenate(errs)
             entry[key] = float(e.mean())
-            entry["n_windows" if key == "window_mae" else "n_windows_beats"] = int(e.size)
+            entry[n_key] = int(e.size)
         ubfc = [np.abs(np.asarray(r["est"][name]["windows"], float)[: len(r["ref"]["windows"])]
                        - np.asarray(r["ref"]["windows"], float)[: len(r["est"][name]["windows"])])
                 for r in have if r["clip"].startswith("ubfc")]

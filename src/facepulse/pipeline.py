@@ -169,6 +169,7 @@ def predict(
     from facepulse.face.detectors import make_detector
     from facepulse.io.video import open_video
     from facepulse.methods import METHODS
+    from facepulse.roi.regions import DEFAULT_REGIONS
     from facepulse.roi.trace import extract_trace
 
     band_bpm = _check_band(band_bpm)
@@ -204,7 +205,6 @@ def predict(
     tracker = FaceTracker(make_detector(detector, **detector_kw), **tracker_kw)
     if runner is not None:
         from facepulse.roi.crops import face_crop_hook
-        from facepulse.roi.regions import DEFAULT_REGIONS
 
         on_frame, crops = face_crop_hook(runner.info.size, info.fps)
         # the regions as well, in the same pass: the classic estimate checks the model's
@@ -227,8 +227,6 @@ def predict(
         )
         return _check_model_against_classic(result, trace, window_s=window_s, step_s=step_s, band_bpm=band_bpm)
     if method == FUSED_METHOD:
-        from facepulse.roi.regions import DEFAULT_REGIONS
-
         # rgb from the regions' skin patch: the candidates are all the fusion reads
         trace = extract_trace(
             source, tracker, max_gap_s=max_gap_s, progress=progress, regions=DEFAULT_REGIONS, rgb_region="skin"

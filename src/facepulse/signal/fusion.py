@@ -417,10 +417,11 @@ def fuse_pulses(
     valid_fraction = ok[idx].mean(axis=1)
     usable = valid_fraction >= min_valid_fraction
     regions = [c.split("/")[0] for c in names]
-    families = [region_family(r) for r in regions] if group_families else regions
+    family_of = {r: region_family(r) if group_families else r for r in set(regions)}
+    families = [family_of[r] for r in regions]
     groups = np.unique(families, return_inverse=True)[1]
     # a family of k regions weighs as one region: each of its candidates 1/k
-    family_size = Counter(region_family(r) if group_families else r for r in set(regions))
+    family_size = Counter(family_of.values())
     prior = np.array([1.0 / family_size[f] for f in families])
     fused, weights = fuse_spectra(
         spectra, grid, snr_cap_db=snr_cap_db, agreement=agreement, groups=groups, prior=prior

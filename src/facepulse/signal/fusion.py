@@ -2,8 +2,8 @@
 
 Every candidate region (:mod:`facepulse.roi.regions`) times every classic method gives a
 candidate pulse. Per analysis window, each candidate's power spectrum is whitened for the
-1/f noise of motion, lighting and codec artefacts, which otherwise pulls every spectral
-peak to the bottom of the HR band; each candidate is weighted by its own SNR (de Haan &
+noise of motion, lighting drift and codec artefacts (falling as 1/f to 1/f^2), which
+otherwise pulls every spectral peak to the bottom of the HR band; each candidate is weighted by its own SNR (de Haan &
 Jeanne 2013), capped so that no single candidate can outvote the others, and by its
 agreement with the rest (a flickering patch is periodic and clean, but alone); a family
 of small patches (the grid cells) counts as one region, not as many; the
@@ -52,9 +52,18 @@ DEFAULT_FUSION_METHODS: tuple[str, ...] = ("pos", "chrom", "omit", "pbv", "green
 #: :data:`MAX_TILT`.
 DEFAULT_TILT = "auto"
 
-#: Whitening stops at 1/f (pink noise): a steeper tilt would lift the pulse's harmonic
-#: above its fundamental.
-MAX_TILT = 1.0
+#: Whitening stops at 1/f^2, the spectrum of a random walk (drift). The noise measured on
+#: real compressed face video falls as f^-1.5 to f^-2.5 across the HR band; stopping at
+#: 1/f left the bottom of the band 2-3x noisier than its middle, and on low-bitrate copies
+#: of our clips nearly every estimate at 55-65 bpm. A steeper tilt lifts the pulse's
+#: harmonic 6 dB against its fundamental, which a clean pulse survives (the harmonic is
+#: 7-15 dB down) and a very weak one may not (docs/benchmarks.md).
+MAX_TILT = 2.0
+
+#: The candidates' band-pass reaches this many times past the top of the HR band (up to
+#: 0.9 x Nyquist): its roll-off would otherwise bend the top of the spectra whose slope the
+#: whitening measures, and the fused pulse keeps its harmonic, i.e. its shape.
+FILTER_HEADROOM = 2.0
 
 #: Spectral sampling of the fusion grid, bpm per bin.
 GRID_STEP_BPM = 0.5
@@ -131,7 +140,8 @@ def candidate_pulses(
     fps : samples per second.
     region_names : R names (default ``r0, r1, ...``).
     methods : ``facepulse.methods.METHODS`` names.
-    band_bpm : pass band of the filter applied to each pulse, bpm.
+    band_bpm : the HR band, bpm. Each pulse is band-passed from its low edge to
+        :data:`FILTER_HEADROOM` times its high edge (at most 0.9 x Nyquist).
 
     Returns
     -------
@@ -170,7 +180,8 @@ def candidate_pulses(
     if not pulses:
         raise InputError("no region gave a usable pulse (every region trace is empty or constant)")
     # one filter call over all candidates (columns)
-    filtered = bandpass(np.stack(pulses, axis=1), fps, low_hz=band_bpm[0] / 60.0, high_hz=band_bpm[1] / 60.0)
+    high_bpm = max(band_bpm[1], min(FILTER_HEADROOM * band_bpm[1], 0.9 * 30.0 * fps))
+    filtered = bandpass(np.stack(pulses, axis=1), fps, low_hz=band_bpm[0] / 60.0, high_hz=high_bpm / 60.0)
     return np.ascontiguousarray(filtered.T), tuple(labels)
 
 
@@ -184,6 +195,7 @@ def window_spectra(
     tilt: float | str = DEFAULT_TILT,
     valid: np.ndarray | None = None,
     timestamps_s: np.ndarray | None = None,
+    max_tilt: float = MAX_TILT,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whitened power spectra of each pulse in sliding windows.
 
@@ -195,7 +207,8 @@ def window_spectra(
     pulses : (C, N) float, finite, sampled at ``fps``.
     window_s, step_s : window length and hop, seconds.
     band_bpm : HR band, bpm: the grid spans it in :data:`GRID_STEP_BPM` steps.
-    tilt : whitening exponent, or ``"auto"`` (:func:`estimate_tilt` on these spectra).
+    tilt : whitening exponent, or ``"auto"`` (:func:`estimate_tilt` on these spectra, at
+        most ``max_tilt``).
     valid : (N,) bool; invalid samples are zeroed after removing the window mean.
     timestamps_s : (N,) sample times (default ``arange(N) / fps``); windows are placed
         as :func:`facepulse.signal.hr.windowed_hr` places them.
@@ -246,7 +259,7 @@ def window_spectra(
     if isinstance(tilt, str):
         if tilt != "auto":
             raise ConfigError(f"tilt must be a number or 'auto', got {tilt!r}")
-        tilt = estimate_tilt(spectra, grid)
+        tilt = estimate_tilt(spectra, grid, max_tilt)
     spectra *= (grid / 60.0) ** tilt
     return starts, grid, spectra
 
@@ -379,6 +392,7 @@ def fuse_pulses(
     min_valid_fraction: float = 0.8,
     harmonic_weight: float = 0.0,
     group_families: bool = True,
+    max_tilt: float = MAX_TILT,
 ) -> FusionResult:
     """Candidate pulses -> tracked HR per window, with confidence and a fused pulse.
 
@@ -390,7 +404,8 @@ def fuse_pulses(
     timestamps_s : (N,) sample times (default ``arange(N) / fps``).
     window_s, step_s : sliding window and hop, seconds.
     band_bpm : HR band, bpm.
-    tilt, snr_cap_db, agreement : see :func:`window_spectra` and :func:`fuse_spectra`.
+    tilt, max_tilt, snr_cap_db, agreement : see :func:`window_spectra` and
+        :func:`fuse_spectra`.
     track : Viterbi-track the HR (else each window's fused peak).
     sigma_bpm_per_s, max_change_bpm_per_s : the tracker's prior on HR change.
     min_valid_fraction : windows with fewer valid samples get NaN HR.
@@ -410,7 +425,8 @@ def fuse_pulses(
     t = np.arange(n) / fps if timestamps_s is None else np.asarray(timestamps_s, dtype=np.float64)
     names = tuple(candidates) if candidates is not None else tuple(f"c{i}" for i in range(x.shape[0]))
     starts, grid, spectra = window_spectra(
-        x, fps, window_s=window_s, step_s=step_s, band_bpm=band_bpm, tilt=tilt, valid=ok, timestamps_s=t
+        x, fps, window_s=window_s, step_s=step_s, band_bpm=band_bpm, tilt=tilt, valid=ok, timestamps_s=t,
+        max_tilt=max_tilt,
     )
     n_win = int(round(window_s * fps))
     idx = starts[:, None] + np.arange(n_win)[None, :]

@@ -122,7 +122,8 @@ def test_candidate_filter_reaches_past_the_hr_band():
     # the band-pass must not bend the top of the band whose noise slope is measured
     n = int(30 * FPS)
     t = np.arange(n) / FPS
-    rgb = np.repeat((SKIN * (1 + 0.002 * np.sin(2 * np.pi * 4.0 * t)[:, None] * PULSE_SIGNATURE))[:, None], 2, axis=1)
+    one = SKIN * (1 + 0.002 * np.sin(2 * np.pi * 4.0 * t)[:, None] * PULSE_SIGNATURE)
+    rgb = np.repeat(one[:, None], 2, axis=1)
     pulses, _ = candidate_pulses(rgb, FPS, methods=("green",), band_bpm=(42.0, 210.0))
     # a 4 Hz (240 bpm) component, above the 210 bpm band, passes nearly untouched
     raw = rgb[:, 0, 1] / rgb[:, 0, 1].mean() - 1

@@ -3,11 +3,11 @@
 Every candidate region (:mod:`facepulse.roi.regions`) times every classic method gives a
 candidate pulse. Per analysis window, each candidate's power spectrum is whitened for the
 noise of motion, lighting drift and codec artefacts (falling as 1/f to 1/f^2), which
-otherwise pulls every spectral peak to the bottom of the HR band; each candidate is weighted by its own SNR (de Haan &
-Jeanne 2013), capped so that no single candidate can outvote the others, and by its
-agreement with the rest (a flickering patch is periodic and clean, but alone); a family
-of small patches (the grid cells) counts as one region, not as many; the
-weighted spectra are averaged (the "goodness"-weighted combination of DistancePPG,
+otherwise pulls every spectral peak to the bottom of the HR band; each candidate is
+weighted by its own SNR (de Haan & Jeanne 2013), capped so that no single candidate can
+outvote the others, and by its agreement with the rest (a flickering patch is periodic
+and clean, but alone); a family of small patches (the grid cells) counts as one region,
+not as many; the weighted spectra are averaged (the "goodness"-weighted combination of DistancePPG,
 Kumar et al., Biomed. Opt. Express 6(5):1565, 2015), and the HR is tracked through the
 fused spectrogram (:mod:`facepulse.signal.tracking`).
 
@@ -53,11 +53,11 @@ DEFAULT_FUSION_METHODS: tuple[str, ...] = ("pos", "chrom", "omit", "pbv", "green
 DEFAULT_TILT = "auto"
 
 #: Whitening stops at 1/f^2, the spectrum of a random walk (drift). The noise measured on
-#: real compressed face video falls as f^-1.5 to f^-2.5 across the HR band; stopping at
-#: 1/f left the bottom of the band 2-3x noisier than its middle, and on low-bitrate copies
-#: of our clips nearly every estimate at 55-65 bpm. A steeper tilt lifts the pulse's
-#: harmonic 6 dB against its fundamental, which a clean pulse survives (the harmonic is
-#: 7-15 dB down) and a very weak one may not (docs/benchmarks.md).
+#: real compressed face video falls as f^-1.7 to f^-2.8 across the HR band; stopping at
+#: 1/f left the bottom of the band the noisiest place in it, and put nearly every
+#: estimate on low-bitrate copies of our clips at 55-65 bpm. A tilt of 2 lifts the
+#: pulse's harmonic 6 dB against its fundamental, which a clean pulse survives (the
+#: harmonic is 7-15 dB down) and a very weak one may not (docs/benchmarks.md).
 MAX_TILT = 2.0
 
 #: The candidates' band-pass reaches this many times past the top of the HR band (up to

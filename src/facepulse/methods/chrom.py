@@ -12,6 +12,7 @@ from facepulse.methods._core import (
     std_ratio,
     window_samples,
 )
+from facepulse.signal._scipy import scipy_signal
 from facepulse.signal.filters import DEFAULT_BAND_HZ, bandpass_padlen, bandpass_sos
 
 
@@ -56,7 +57,7 @@ def chrom(
         Pulse (dimensionless), blood-volume polarity. Band-limited to ``low_hz``-``high_hz``.
     """
     import scipy.ndimage  # SciPy's signal module is imported when first used (start-up time)
-    import scipy.signal
+    sps = scipy_signal()  # imported on first use, without scipy.stats (start-up time)
 
     length = window_samples(window_s, fps, "chrom", even=True)
     fps = float(fps)
@@ -67,7 +68,7 @@ def chrom(
     cn = x / scipy.ndimage.uniform_filter1d(x, length, axis=0, mode="nearest")
     xs = 3.0 * cn[:, 0] - 2.0 * cn[:, 1]
     ys = 1.5 * cn[:, 0] + cn[:, 1] - 1.5 * cn[:, 2]
-    xy = scipy.signal.sosfiltfilt(sos, np.stack([xs, ys], axis=1), axis=0)
+    xy = sps.sosfiltfilt(sos, np.stack([xs, ys], axis=1), axis=0)
 
     def core(windows: np.ndarray) -> np.ndarray:
         xf, yf = windows[:, 0], windows[:, 1]  # (W, L) each

@@ -6,6 +6,7 @@ import numpy as np
 
 from facepulse.errors import ConfigError
 from facepulse.methods._core import METHODS, check_rgb, whole_or_windowed, window_samples
+from facepulse.signal._scipy import scipy_signal
 from facepulse.signal.filters import DEFAULT_BAND_HZ, bandpass_padlen, bandpass_sos
 
 #: Relative pulse amplitudes in normalised R, G, B for a typical RGB camera
@@ -57,7 +58,7 @@ def pbv(
     (N,) float
         Pulse (relative intensity along ``Pbv``), blood-volume polarity. Band-limited.
     """
-    import scipy.signal  # imported when first used (start-up time)
+    sps = scipy_signal()  # imported on first use, without scipy.stats (start-up time)
 
     sig = np.asarray(signature, dtype=np.float64)
     if sig.shape != (3,) or not np.isfinite(sig).all() or np.linalg.norm(sig) == 0:
@@ -70,7 +71,7 @@ def pbv(
     def core(windows: np.ndarray) -> np.ndarray:
         cn = windows / windows.mean(axis=-1, keepdims=True) - 1.0  # (W, 3, L)
         padlen = min(bandpass_padlen(sos), cn.shape[-1] - 1)
-        cf = scipy.signal.sosfiltfilt(sos, cn, axis=-1, padlen=padlen)
+        cf = sps.sosfiltfilt(sos, cn, axis=-1, padlen=padlen)
         q = cf @ cf.transpose(0, 2, 1)  # (W, 3, 3)
         ridge = _RIDGE * np.trace(q, axis1=1, axis2=2) / 3.0 + np.finfo(np.float64).tiny
         q = q + ridge[:, None, None] * np.eye(3)

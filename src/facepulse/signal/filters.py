@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
+from facepulse.signal._scipy import scipy_signal
 
 if TYPE_CHECKING:  # SciPy is imported where used: its signal module costs ~0.7 s of start-up
     import scipy.sparse
@@ -199,7 +200,7 @@ def detrend(
 
 def bandpass_sos(fps: float, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
     """Second-order sections of the Butterworth band-pass used by :func:`bandpass`."""
-    import scipy.signal
+    sps = scipy_signal()  # imported on first use, without scipy.stats (start-up time)
 
     fps = check_fps(fps)
     if not 0 < low_hz < high_hz < fps / 2:
@@ -209,7 +210,7 @@ def bandpass_sos(fps: float, low_hz: float, high_hz: float, order: int = 4) -> n
         )
     if int(order) != order or order < 1:
         raise ConfigError(f"bandpass: order must be a positive integer, got {order!r}")
-    return scipy.signal.butter(int(order), [low_hz, high_hz], btype="bandpass", fs=fps, output="sos")
+    return sps.butter(int(order), [low_hz, high_hz], btype="bandpass", fs=fps, output="sos")
 
 
 def bandpass_padlen(sos: np.ndarray) -> int:
@@ -252,7 +253,7 @@ def bandpass(
     ndarray
         Filtered signal, same shape as ``x``.
     """
-    import scipy.signal
+    sps = scipy_signal()  # imported on first use, without scipy.stats (start-up time)
 
     fps = check_fps(fps)
     sos = bandpass_sos(fps, low_hz, high_hz, order)
@@ -265,8 +266,8 @@ def bandpass(
             raise SignalTooShortError(
                 f"bandpass needs more than {padlen} samples along axis {axis}, got {arr.shape[axis]}"
             )
-        return scipy.signal.sosfiltfilt(sos, arr, axis=axis)
+        return sps.sosfiltfilt(sos, arr, axis=axis)
     arr = _as_signal(arr)
     return _per_segment(
-        arr, lambda seg: scipy.signal.sosfiltfilt(sos, seg, axis=0), padlen + 1, "bandpass", fps
+        arr, lambda seg: sps.sosfiltfilt(sos, seg, axis=0), padlen + 1, "bandpass", fps
     )

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.fft
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
+from facepulse.signal._scipy import scipy_signal
 from facepulse.signal.filters import check_fps
 
 __all__ = [
@@ -94,17 +95,17 @@ def _spectrum(
     detrend: str | bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Power spectral density along the last axis of ``x`` (batched)."""
-    import scipy.signal
+    sps = scipy_signal()  # imported on first use, without scipy.stats (start-up time)
 
     if method == "periodogram":
-        return scipy.signal.periodogram(
+        return sps.periodogram(
             x, fs=fps, window=window, nfft=nfft, detrend=detrend, scaling="density", axis=-1
         )
     if method == "welch":
         if not segment_s > 0:
             raise ConfigError(f"segment_s must be positive, got {segment_s!r}")
         nperseg = min(x.shape[-1], max(8, round(segment_s * fps)))
-        return scipy.signal.welch(
+        return sps.welch(
             x,
             fs=fps,
             window=window,

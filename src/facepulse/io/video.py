@@ -374,7 +374,10 @@ def _upright(frame, to_rgb: _RgbConverter | None = None) -> np.ndarray:
     frames (default: PyAV's own, built for this frame)."""
     rgb = to_rgb(frame) if to_rgb is not None else frame.to_ndarray(format="rgb24")
     quarters = int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=quarters)) if quarters else rgb
+    # PyAV >= 18.1.1 returns a view of the padded plane when a row's bytes are not a
+    # multiple of its alignment (e.g. 1080 or 96 pixels wide): one copy makes it a plain
+    # C-contiguous image again (no copy where it already is one, e.g. 640 wide)
+    return np.ascontiguousarray(np.rot90(rgb, k=quarters) if quarters else rgb)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import importlib
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["scipy_signal"]
@@ -41,7 +42,7 @@ class _StatsStandIn(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), attr)
 
 
-def _forwarder(module: str, name: str):
+def _forwarder(module: str, name: str) -> Callable[..., Any]:
     def forward(*args: Any, **kwargs: Any) -> Any:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 

@@ -140,6 +140,7 @@ def estimates_for_clip(clip: dict, vitallens: bool) -> dict:
         "no SNR cap": {"snr_cap_db": 60.0},
         "harmonic support 0.5": {"harmonic_weight": 0.5},
         "whitening fixed at 1/f": {"tilt": 1.0},
+        "whitening measured, capped at 1/f (before the sixth session)": {"max_tilt": 1.0},
         "pos+chrom only": None,
         "methods + lgi (6)": {"methods": ("pos", "chrom", "omit", "lgi", "pbv", "green")},
         "grid cells as separate regions": {"group_families": False},

@@ -1,4 +1,5 @@
-"""The default predict on the real, compressed clips of ../shared/data (issue 11).
+"""The default predict on the real, compressed clips of ../shared/data (issue 11), and on
+copies re-encoded at half their bitrate.
 
 Every estimate and the reference go through the same 10 s / 1 s windows; the 10-s
 windowed HR error is the primary figure, since HR drifts by 20-30 bpm within a UBFC
@@ -7,6 +8,7 @@ recording. docs/benchmarks.md has every figure (benchmarks/bench_fusion.py).
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,16 +34,52 @@ def _clips() -> list[tuple[str, object, Reference]]:
     return out
 
 
+def _score(name: str, video, reference: Reference) -> tuple:
+    """(name, the default predict's result, the reference's windowed HR, its whole-video HR)."""
+    result = facepulse.predict(video)  # the default: method="auto"
+    ppg = reference.ppg_on_frames(result.timestamps_s)
+    ok = np.isfinite(ppg)
+    tu, pu = resample_uniform(result.timestamps_s[ok], ppg[ok, None], result.fps)
+    ref = result_from_pulse(tu, pu[:, 0], result.fps, method="reference", window_s=WINDOW_S, step_s=STEP_S)
+    return name, result, np.asarray(ref.windows.hr_bpm), float(ref.hr_bpm)
+
+
+def _window_errors(rows) -> np.ndarray:
+    errors = []
+    for _, result, ref_windows, _ in rows:
+        k = min(len(ref_windows), len(result.windows.hr_bpm))
+        e = np.abs(np.asarray(result.windows.hr_bpm[:k]) - ref_windows[:k])
+        errors.append(e[np.isfinite(e)])
+    return np.concatenate(errors)
+
+
 @pytest.fixture(scope="module")
 def scored():
+    return [_score(name, video, reference) for name, video, reference in _clips()]
+
+
+def _reencode(src, dst, crf: int) -> None:
+    """``src`` re-encoded with libx264 at ``crf`` (one encoder thread: the same bytes on any
+    machine), every frame kept with its decoded YUV values."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s_in = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=s_in.average_rate, options={"crf": str(crf), "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = s_in.codec_context.width, s_in.codec_context.height, "yuv420p"
+        for frame in inp.decode(s_in):
+            yuv = av.VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
+            out.mux(stream.encode(yuv))
+        out.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def scored_half_bitrate(tmp_path_factory):
+    """The same clips re-encoded at CRF 30: about half the UBFC files' bitrate."""
+    folder = tmp_path_factory.mktemp("crf30")
     rows = []
     for name, video, reference in _clips():
-        result = facepulse.predict(video)  # the default: method="auto"
-        ppg = reference.ppg_on_frames(result.timestamps_s)
-        ok = np.isfinite(ppg)
-        tu, pu = resample_uniform(result.timestamps_s[ok], ppg[ok, None], result.fps)
-        ref = result_from_pulse(tu, pu[:, 0], result.fps, method="reference", window_s=WINDOW_S, step_s=STEP_S)
-        rows.append((name, result, np.asarray(ref.windows.hr_bpm), float(ref.hr_bpm)))
+        copy = folder / f"{name.replace('/', '_')}.mp4"
+        _reencode(video, copy, 30)
+        rows.append(_score(name, copy, reference))
     return rows
 
 
@@ -51,12 +89,18 @@ def test_all_eight_clips_are_scored(scored):
 
 
 def test_windowed_hr_mae_on_the_dev_clips_is_at_most_3_bpm(scored):
-    errors = []
-    for _, result, ref_windows, _ in scored:
-        k = min(len(ref_windows), len(result.windows.hr_bpm))
-        e = np.abs(np.asarray(result.windows.hr_bpm[:k]) - ref_windows[:k])
-        errors.append(e[np.isfinite(e)])
-    assert np.concatenate(errors).mean() <= 3.0
+    assert _window_errors(scored).mean() <= 3.0
+
+
+def test_at_half_the_bitrate_the_pulse_is_still_found(scored_half_bitrate):
+    """Most face video is compressed harder than these files. On these CRF-30 copies the
+    fused default with its whitening capped at 1/f (before the sixth session) read 53-66
+    bpm on five of the six UBFC subjects (true 99-119), a windowed MAE of 38.1 bpm;
+    whitened to the measured noise slope it reads 6.0, no clip off by more than 9 %
+    (docs/benchmarks.md). Guard: at most 10 bpm, and at most one clip off by over 10 %."""
+    assert _window_errors(scored_half_bitrate).mean() <= 10.0
+    off = {name: round((result.hr_bpm - ref) / ref, 3) for name, result, _, ref in scored_half_bitrate}
+    assert sum(abs(v) > 0.10 for v in off.values()) <= 1, off
 
 
 def test_no_clip_is_grossly_wrong(scored):

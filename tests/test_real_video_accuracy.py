@@ -59,8 +59,8 @@ def scored():
 
 
 def _reencode(src, dst, crf: int) -> None:
-    """``src`` re-encoded with libx264 at ``crf`` (one encoder thread: the same bytes on any
-    machine), every frame kept with its decoded YUV values."""
+    """``src`` re-encoded with libx264 at ``crf`` (one encoder thread, so the encode does not
+    depend on the machine's core count), every frame kept with its decoded YUV values."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         s_in = inp.streams.video[0]
         stream = out.add_stream("libx264", rate=s_in.average_rate, options={"crf": str(crf), "threads": "1"})

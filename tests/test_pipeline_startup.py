@@ -58,10 +58,11 @@ def test_scipy_signal_is_imported_without_scipy_stats_and_later_imports_get_the_
 def test_the_scipy_stats_stand_in_steps_aside_for_any_other_name():
     import colorsys
 
-    from facepulse.signal._scipy import _StatsStandIn
+    from facepulse._standins import StandIn
+    from facepulse.signal._scipy import _DEFERRED
 
     real = sys.modules.pop("colorsys")
-    stand_in = _StatsStandIn("colorsys")
+    stand_in = StandIn("colorsys", _DEFERRED)
     sys.modules["colorsys"] = stand_in
     try:
         deferred = stand_in.scoreatpercentile  # a forwarder; nothing is imported yet

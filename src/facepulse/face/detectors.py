@@ -8,10 +8,8 @@ constructor takes keyword options and its ``detect(frame_rgb)`` returns a list o
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
-import types
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -265,15 +263,6 @@ class HaarDetector:
         return faces
 
 
-class _LazyModule(types.ModuleType):
-    """Stands in for a module while mediapipe imports; the real one loads on first use."""
-
-    def __getattr__(self, attr: str):
-        if attr.startswith("__") or sys.modules.get(self.__name__) is self:
-            raise AttributeError(attr)  # import-machinery probes while standing in
-        return getattr(importlib.import_module(self.__name__), attr)
-
-
 def import_mediapipe():
     """``import mediapipe``, without the ~0.4 s of ``matplotlib.pyplot`` it pulls in.
 
@@ -288,15 +277,12 @@ def import_mediapipe():
         import mediapipe
 
         return mediapipe
-    stand_ins = {name: _LazyModule(name) for name in ("matplotlib", "matplotlib.pyplot")}
-    stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]
-    sys.modules.update(stand_ins)
-    try:
+    from facepulse._standins import StandIn, standing_in
+
+    matplotlib, pyplot = StandIn("matplotlib"), StandIn("matplotlib.pyplot")
+    matplotlib.pyplot = pyplot
+    with standing_in(matplotlib, pyplot):
         import mediapipe
-    finally:
-        for name, module in stand_ins.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
     return mediapipe
 
 

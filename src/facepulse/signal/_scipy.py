@@ -17,8 +17,8 @@ import importlib
 import sys
 import threading
 import types
-from collections.abc import Callable
-from typing import Any
+
+from facepulse._standins import StandIn, standing_in
 
 __all__ = ["scipy_signal"]
 
@@ -28,29 +28,6 @@ _DEFERRED = frozenset({"scoreatpercentile"})
 _lock = threading.Lock()
 
 
-class _StatsStandIn(types.ModuleType):
-    """``scipy.stats`` while ``scipy.signal`` imports."""
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)  # import-machinery probes
-        if attr in _DEFERRED:
-            return _forwarder(self.__name__, attr)
-        # anything else is needed now: step aside and load the real module
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), attr)
-
-
-def _forwarder(module: str, name: str) -> Callable[..., Any]:
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    forward.__name__ = forward.__qualname__ = name
-    forward.__doc__ = f"Calls ``{module}.{name}``, importing it on first use."
-    return forward
-
-
 def scipy_signal() -> types.ModuleType:
     """The ``scipy.signal`` module, imported without ``scipy.stats`` the first time."""
     if "scipy.signal" in sys.modules:
@@ -58,10 +35,5 @@ def scipy_signal() -> types.ModuleType:
     with _lock:
         if "scipy.signal" in sys.modules or "scipy.stats" in sys.modules:
             return importlib.import_module("scipy.signal")
-        stand_in = _StatsStandIn("scipy.stats")
-        sys.modules["scipy.stats"] = stand_in
-        try:
+        with standing_in(StandIn("scipy.stats", _DEFERRED)):
             return importlib.import_module("scipy.signal")
-        finally:
-            if sys.modules.get("scipy.stats") is stand_in:
-                del sys.modules["scipy.stats"]

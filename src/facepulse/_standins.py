@@ -1,0 +1,63 @@
+"""Stand-in modules: import a package without the heavy modules it pulls in for features
+facepulse never uses (start-up time).
+
+While the package imports, each heavy module is a :class:`StandIn` in ``sys.modules``;
+right after, the stand-ins leave, so any later ``import`` of the real module (ours, the
+user's, or a stand-in's first use) loads it. Used for matplotlib under MediaPipe
+(:func:`facepulse.face.detectors.import_mediapipe`) and ``scipy.stats`` under
+``scipy.signal`` (:mod:`facepulse.signal._scipy`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["StandIn", "standing_in"]
+
+
+class StandIn(types.ModuleType):
+    """Stands in for module ``name``; the real one loads on first use.
+
+    ``deferred``: names the importing package takes from the module at import time and
+    only calls later; while standing in they are forwarders to the real functions. Any
+    other name loads the real module on the spot (the stand-in steps aside first).
+    """
+
+    def __init__(self, name: str, deferred: frozenset[str] = frozenset()) -> None:
+        super().__init__(name)
+        self._deferred = deferred
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # import-machinery probes
+        if attr in self._deferred and sys.modules.get(self.__name__) is self:
+            return _forwarder(self.__name__, attr)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _forwarder(module: str, name: str) -> Callable[..., Any]:
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = f"Calls ``{module}.{name}``, importing it on first use."
+    return forward
+
+
+@contextmanager
+def standing_in(*stand_ins: StandIn) -> Iterator[None]:
+    """``stand_ins`` in ``sys.modules`` for the duration; each leaves unless replaced."""
+    sys.modules.update({s.__name__: s for s in stand_ins})
+    try:
+        yield
+    finally:
+        for s in stand_ins:
+            if sys.modules.get(s.__name__) is s:
+                del sys.modules[s.__name__]

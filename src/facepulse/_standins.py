@@ -4,8 +4,9 @@ facepulse never uses (start-up time).
 While the package imports, each heavy module is a :class:`StandIn` in ``sys.modules``;
 right after, the stand-ins leave, so any later ``import`` of the real module (ours, the
 user's, or a stand-in's first use) loads it. Used for matplotlib under MediaPipe
-(:func:`facepulse.face.detectors.import_mediapipe`) and ``scipy.stats`` under
-``scipy.signal`` (:mod:`facepulse.signal._scipy`).
+(:func:`facepulse.face.detectors.import_mediapipe`), ``scipy.stats`` under
+``scipy.signal`` (:mod:`facepulse.signal._scipy`) and scikit-learn and matplotlib under
+neurokit2 (:mod:`facepulse.signal._neurokit`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["StandIn", "standing_in"]
+__all__ = ["StandIn", "package_stand_ins", "standing_in"]
 
 
 class StandIn(types.ModuleType):
@@ -39,7 +40,14 @@ class StandIn(types.ModuleType):
             return _forwarder(self.__name__, attr)
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), attr)
+        real = importlib.import_module(self.__name__)
+        try:
+            return getattr(real, attr)
+        except AttributeError:
+            try:  # a package's submodule that nothing has imported yet
+                return importlib.import_module(f"{self.__name__}.{attr}")
+            except ModuleNotFoundError:
+                raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}") from None
 
 
 def _forwarder(module: str, name: str) -> Callable[..., Any]:
@@ -49,6 +57,21 @@ def _forwarder(module: str, name: str) -> Callable[..., Any]:
     forward.__name__ = forward.__qualname__ = name
     forward.__doc__ = f"Calls ``{module}.{name}``, importing it on first use."
     return forward
+
+
+def package_stand_ins(package: str, submodules: tuple[str, ...] = ()) -> list[StandIn]:
+    """Stand-ins for ``package`` and its dotted ``submodules`` (relative names), each
+    an attribute of its parent, as ``import package.sub`` would leave them: code that
+    runs ``import package.sub`` while they stand in gets them without loading anything."""
+    made = {package: StandIn(package)}
+    for sub in submodules:
+        parts = sub.split(".")
+        for k in range(1, len(parts) + 1):
+            name = ".".join([package, *parts[:k]])
+            if name not in made:
+                made[name] = StandIn(name)
+                setattr(made[name.rpartition(".")[0]], parts[k - 1], made[name])
+    return list(made.values())
 
 
 @contextmanager

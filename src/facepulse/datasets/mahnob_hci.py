@@ -44,8 +44,9 @@ def ecg_heart_rate(ecg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
         that closes each R-R interval).
     hr_bpm : (K,) float, 60 / R-R interval, in beats per minute.
     """
-    import neurokit2 as nk
+    from facepulse.signal._neurokit import neurokit2
 
+    nk = neurokit2()
     cleaned = nk.ecg_clean(np.asarray(ecg, dtype=np.float64), sampling_rate=int(round(fs)))
     _, info = nk.ecg_peaks(cleaned, sampling_rate=int(round(fs)), correct_artifacts=True)
     peaks = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)

@@ -277,11 +277,9 @@ def import_mediapipe():
         import mediapipe
 
         return mediapipe
-    from facepulse._standins import StandIn, standing_in
+    from facepulse._standins import package_stand_ins, standing_in
 
-    matplotlib, pyplot = StandIn("matplotlib"), StandIn("matplotlib.pyplot")
-    matplotlib.pyplot = pyplot
-    with standing_in(matplotlib, pyplot):
+    with standing_in(*package_stand_ins("matplotlib", ("pyplot",))):
         import mediapipe
     return mediapipe
 

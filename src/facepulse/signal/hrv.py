@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from facepulse.errors import ConfigError, InputError, SignalTooShortError
+from facepulse.signal._neurokit import neurokit2
 from facepulse.signal.filters import bandpass, check_fps, finite_segments
 
 __all__ = [
@@ -77,7 +78,7 @@ def detect_beats(
     (B,) float
         Beat times in seconds, increasing.
     """
-    import neurokit2 as nk
+    nk = neurokit2()
     import scipy.signal
 
     fps = check_fps(fps)
@@ -237,7 +238,7 @@ def hrv_metrics(
         over the number of NN intervals, the Task Force / neurokit2 definition) and
         ``lf_hf`` (NaN when the recording is shorter than ``min_lf_hf_duration_s``).
     """
-    import neurokit2 as nk
+    nk = neurokit2()
 
     t = np.asarray(beat_times_s, dtype=np.float64)
     ibi = ibi_ms(t)

@@ -85,6 +85,7 @@ def test_evaluation_reproduces_predict_on_ubfc(ubfc_cache):
     assert fv.hr_pred_bpm == direct_auto.hr_bpm
     np.testing.assert_array_equal(fv.window_hr_pred_bpm, direct_auto.windows.hr_bpm)
     np.testing.assert_array_equal(fv.window_hr_ref_bpm, video.window_hr_ref_bpm)
+    assert fv.reliable is direct_auto.quality["reliable"] and fused.n_reliable == int(fv.reliable)
 
 
 # -------------------------------------------------------------------- synthetic
@@ -112,6 +113,7 @@ def test_synthetic_end_to_end_through_the_cli(synth_eval):
     preprocess_out, evaluate_out = synth_eval["results"][1].stdout, synth_eval["results"][2].stdout
     assert "3 videos written, 0 already cached, 0 failed" in preprocess_out
     assert "| MAE (bpm) |" in evaluate_out and "| v00002 | v00002 | 300 |" in evaluate_out
+    assert "Flagged reliable by the estimator: 3 of 3 videos" in evaluate_out  # still, lossless faces
     out = synth_eval["out"]
     results = json.loads((out / "results.json").read_text())
     assert results["n_evaluated"] == 3 and results["n_failed"] == 0 and results["estimator"] == "pos"
@@ -125,6 +127,7 @@ def test_synthetic_end_to_end_through_the_cli(synth_eval):
     with (out / "per_video.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["video_id"] for r in rows] == ["v00000", "v00001", "v00002"]
+    assert [r["reliable"] for r in rows] == ["True"] * 3
     assert float(rows[1]["hr_pred_bpm"]) == pytest.approx(results["videos"][1]["hr_pred_bpm"])
     with (out / "windows.csv").open() as fh:
         assert len(list(csv.reader(fh))) == 1 + 15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -299,3 +300,31 @@ def test_cli_export_and_predict_model(checkpoints, face_video, tmp_path):
     assert "2 videos evaluated, 0 failed" in proc.stdout
     proc = run("predict", video, "--model", tmp_path / "missing.ckpt")
     assert proc.returncode == 2 and proc.stderr.strip() == f"facepulse: error: {tmp_path / 'missing.ckpt'}: checkpoint not found"
+
+
+def test_evaluate_checks_a_model_against_the_classic_estimate_as_predict_does(face_video, tmp_path):
+    """`evaluate --model` flags each video as `predict --model` does (the model's own
+    confidence cannot show when it fails), and reports the error on the flagged videos."""
+    from facepulse.datasets import get_reader
+    from facepulse.datasets.cache import PreprocessConfig
+    from facepulse.eval.estimators import ModelEstimator
+    from facepulse.eval.evaluate import evaluate_dataset, write_report
+    from facepulse.pipeline import predict
+
+    reader = get_reader("synthetic", face_video)
+    kw = dict(window_s=8, config=PreprocessConfig(size=SIZE), cache_dir=tmp_path / "cache", keep_predictions=True)
+    wrong = evaluate_dataset(reader, ModelEstimator(Hallucinating()), **kw)
+    assert len(wrong.videos) == 2 and wrong.n_reliable == 0
+    assert wrong.whole_video_reliable is None and wrong.whole_video["n"] == 2
+    assert all(any("disagree" in w for w in v.prediction.quality["warnings"]) for v in wrong.videos)
+
+    follows = evaluate_dataset(reader, ModelEstimator(GreenMean(CLIP_LEN, SIZE)), **kw)
+    record = reader.records()[0]
+    direct = predict(record.video_path, model=GreenMean(CLIP_LEN, SIZE), window_s=8)
+    (first,) = [v for v in follows.videos if v.video_id == record.video_id]
+    assert first.reliable == direct.quality["reliable"] is True
+    assert first.prediction.quality["classic_hr_bpm"] == pytest.approx(direct.quality["classic_hr_bpm"])
+    assert follows.whole_video_reliable["n"] == follows.n_reliable >= 1
+    paths = write_report(follows, tmp_path / "out", plots=False)
+    assert f"Flagged reliable by the estimator: {follows.n_reliable} of 2 videos" in paths["markdown"].read_text()
+    assert json.loads(paths["json"].read_text())["metrics"]["whole_video_reliable"]["n"] == follows.n_reliable

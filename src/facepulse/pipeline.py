@@ -225,7 +225,7 @@ def predict(
             adapt_steps=adapt_steps,
             progress=progress,
         )
-        return _check_model_against_classic(result, trace, window_s=window_s, step_s=step_s, band_bpm=band_bpm)
+        return check_model_against_classic(result, trace, window_s=window_s, step_s=step_s, band_bpm=band_bpm)
     if method == FUSED_METHOD:
         # rgb from the regions' skin patch: the candidates are all the fusion reads
         trace = extract_trace(
@@ -729,11 +729,14 @@ def _longest_gap_s(t_uniform: np.ndarray, valid: np.ndarray, fps: float) -> floa
 MODEL_AGREEMENT_BPM, MODEL_AGREEMENT_FRACTION = 5.0, 0.05
 
 
-def _check_model_against_classic(
+def check_model_against_classic(
     result: PredictionResult, trace: Any, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
 ) -> PredictionResult:
     """A model's result, marked unreliable unless the classic fused estimate on the same
-    frames is reliable and agrees with it.
+    frames is reliable and agrees with it. ``trace``: the frames' region traces (anything
+    with ``timestamps_s``, ``region_rgb`` (N, R, 3), ``fps`` and ``region_names``: a
+    :class:`facepulse.roi.trace.Trace` or a cached video). Used by ``predict --model`` and
+    ``evaluate --model``.
 
     A model's pulse looks clean whether or not the face holds one, so the SNR and the
     confidence computed on it do not show when it fails: on degraded copies of the real

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from facepulse.datasets.cache import CachedVideo
 from facepulse.errors import ConfigError, InputError
@@ -125,25 +125,38 @@ class ModelEstimator:
 
     needs_clips = True
 
-    def __init__(self, spec: str | Path) -> None:
+    def __init__(self, spec: str | Path | Any) -> None:
         from facepulse.models.inference import load_model
 
-        self.path = Path(spec)
-        self.runner = load_model(self.path)
+        if isinstance(spec, (str, Path)):
+            self.path = Path(spec)
+            self.runner = load_model(self.path)
+            self.name = f"model:{self.runner.info.name} ({self.path.name})"
+        else:  # a loaded model (anything with ``info`` and ``__call__(clips)``)
+            self.path, self.runner = None, spec
+            self.name = f"model:{spec.info.name}"
         self.info = self.runner.info
-        self.name = f"model:{self.info.name} ({self.path.name})"
 
     def estimate(
         self, video: CachedVideo, *, window_s: float, step_s: float, band_bpm: tuple[float, float]
     ) -> PredictionResult:
-        from facepulse.pipeline import predict_from_face_frames
+        from facepulse.pipeline import check_model_against_classic, predict_from_face_frames
 
         if video.clip_size != self.info.size:
             raise ConfigError(
-                f"{video.path}: face crops are {video.clip_size} px but {self.path.name} takes "
+                f"{video.path}: face crops are {video.clip_size} px but {self.name} takes "
                 f"{self.info.size} px (preprocess with size {self.info.size})"
             )
-        return predict_from_face_frames(
+        result = predict_from_face_frames(
             video, video.clips(), self.runner, window_s=window_s, step_s=step_s, band_bpm=band_bpm,
             source=video.source_path,
         )
+        if video.region_rgb is None:  # a cache made by an older facepulse
+            result.quality["warnings"] = [
+                "the model's estimate cannot be checked: the cache holds no region traces (preprocess again)",
+                *result.quality.get("warnings", []),
+            ]
+            result.quality["reliable"] = False
+            return result
+        # as predict --model: reliable only where the classic estimate on the same frames agrees
+        return check_model_against_classic(result, video, window_s=window_s, step_s=step_s, band_bpm=band_bpm)

@@ -133,6 +133,9 @@ class VideoEvaluation:
     window_hr_pred_bpm: np.ndarray
     window_hr_ref_bpm: np.ndarray
     window_snr_db: np.ndarray
+    #: the estimate's own ``quality["reliable"]`` (for a model: checked against the classic
+    #: estimate on the same frames, as ``predict --model`` does)
+    reliable: bool = True
     prediction: PredictionResult | None = field(default=None, repr=False)
 
     @property
@@ -163,6 +166,7 @@ class VideoEvaluation:
             "windows_scored": int(self.window_scored.sum()),
             "windows": int(self.window_hr_pred_bpm.size),
             "window_mae_bpm": _round(self.window_mae_bpm),
+            "reliable": self.reliable,
         }
 
 
@@ -239,6 +243,7 @@ def evaluate_video(
         window_hr_pred_bpm=np.asarray(pred.windows.hr_bpm, dtype=float),
         window_hr_ref_bpm=win_ref,
         window_snr_db=_window_snr_at(bvp_uniform, pred.fps, t_uniform, pred.windows, win_ref),
+        reliable=bool(pred.quality.get("reliable", True)),
         prediction=pred if keep_prediction else None,
     )
 
@@ -269,28 +274,26 @@ class EvaluationReport:
 
     @property
     def whole_video(self) -> dict[str, float | int] | None:
-        from facepulse.eval.metrics import summarize
-
-        ok = [v for v in self.videos if np.isfinite(v.hr_pred_bpm) and np.isfinite(v.hr_ref_bpm)]
-        if not ok:
-            return None
-        snr = np.array([v.snr_db for v in ok])
-        return summarize(
-            np.array([v.hr_pred_bpm for v in ok]),
-            np.array([v.hr_ref_bpm for v in ok]),
-            snr_db=snr if np.isfinite(snr).all() else None,
-        )
+        return _whole_video_metrics(self.videos)
 
     @property
     def windowed(self) -> dict[str, float | int] | None:
-        from facepulse.eval.metrics import summarize
+        return _windowed_metrics(self.videos)
 
-        pred = np.concatenate([v.window_hr_pred_bpm[v.window_scored] for v in self.videos] or [np.zeros(0)])
-        ref = np.concatenate([v.window_hr_ref_bpm[v.window_scored] for v in self.videos] or [np.zeros(0)])
-        snr = np.concatenate([v.window_snr_db[v.window_scored] for v in self.videos] or [np.zeros(0)])
-        if pred.size == 0:
-            return None
-        return summarize(pred, ref, snr_db=snr if np.isfinite(snr).all() else None)
+    @property
+    def n_reliable(self) -> int:
+        """How many evaluated videos the estimator flagged reliable."""
+        return sum(v.reliable for v in self.videos)
+
+    @property
+    def whole_video_reliable(self) -> dict[str, float | int] | None:
+        """:attr:`whole_video` over the videos flagged reliable only (what a user who
+        trusts the flag gets; compare ``n`` with the evaluated videos for the coverage)."""
+        return _whole_video_metrics([v for v in self.videos if v.reliable])
+
+    @property
+    def windowed_reliable(self) -> dict[str, float | int] | None:
+        return _windowed_metrics([v for v in self.videos if v.reliable])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN becomes None)."""
@@ -299,7 +302,7 @@ class EvaluationReport:
             "estimator": self.estimator,
             "reference": self.reference,
             "reference_hr": (
-                "spectral peak of the band-passed reference PPG, computed like the prediction's HR"
+                "spectral peak of the band-passed reference PPG, over the whole video and per window"
                 if self.reference == "ppg" else "dataset HR readings averaged per video / window"
             ),
             "window_s": self.window_s,
@@ -308,7 +311,13 @@ class EvaluationReport:
             "n_videos": len(self.videos) + len(self.failed),
             "n_evaluated": len(self.videos),
             "n_failed": len(self.failed),
-            "metrics": {"whole_video": self.whole_video, "windowed": self.windowed},
+            "n_reliable": self.n_reliable,
+            "metrics": {
+                "whole_video": self.whole_video,
+                "windowed": self.windowed,
+                "whole_video_reliable": self.whole_video_reliable,
+                "windowed_reliable": self.windowed_reliable,
+            },
             "videos": [
                 {
                     **v.row(),
@@ -329,6 +338,31 @@ class EvaluationReport:
     def markdown(self) -> str:
         """The summary and per-video tables as Markdown."""
         return _markdown(self)
+
+
+def _whole_video_metrics(videos: list[VideoEvaluation]) -> dict[str, float | int] | None:
+    from facepulse.eval.metrics import summarize
+
+    ok = [v for v in videos if np.isfinite(v.hr_pred_bpm) and np.isfinite(v.hr_ref_bpm)]
+    if not ok:
+        return None
+    snr = np.array([v.snr_db for v in ok])
+    return summarize(
+        np.array([v.hr_pred_bpm for v in ok]),
+        np.array([v.hr_ref_bpm for v in ok]),
+        snr_db=snr if np.isfinite(snr).all() else None,
+    )
+
+
+def _windowed_metrics(videos: list[VideoEvaluation]) -> dict[str, float | int] | None:
+    from facepulse.eval.metrics import summarize
+
+    pred = np.concatenate([v.window_hr_pred_bpm[v.window_scored] for v in videos] or [np.zeros(0)])
+    ref = np.concatenate([v.window_hr_ref_bpm[v.window_scored] for v in videos] or [np.zeros(0)])
+    snr = np.concatenate([v.window_snr_db[v.window_scored] for v in videos] or [np.zeros(0)])
+    if pred.size == 0:
+        return None
+    return summarize(pred, ref, snr_db=snr if np.isfinite(snr).all() else None)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -379,8 +413,12 @@ def _markdown(report: EvaluationReport) -> str:
         lines.append(f"| {label} | {_pm(whole, key)} | {_pm(windowed, key)} |")
     lines += [
         "",
-        "| video | subject | frames | ref HR | pred HR | error | SNR (dB) | windows | window MAE |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Flagged reliable by the estimator: {report.n_reliable} of {len(report.videos)} videos; on those, "
+        f"MAE {_pm(report.whole_video_reliable, 'mae')} bpm whole video, "
+        f"{_pm(report.windowed_reliable, 'mae')} bpm windowed.",
+        "",
+        "| video | subject | frames | ref HR | pred HR | error | SNR (dB) | windows | window MAE | reliable |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x: float | None) -> str:
@@ -390,10 +428,11 @@ def _markdown(report: EvaluationReport) -> str:
         r = v.row()
         lines.append(
             f"| {r['video_id']} | {r['subject_id']} | {r['frames']} | {f(r['hr_ref_bpm'])} | {f(r['hr_pred_bpm'])} | "
-            f"{f(r['error_bpm'])} | {f(r['snr_db'])} | {r['windows_scored']}/{r['windows']} | {f(r['window_mae_bpm'])} |"
+            f"{f(r['error_bpm'])} | {f(r['snr_db'])} | {r['windows_scored']}/{r['windows']} | {f(r['window_mae_bpm'])} | "
+            f"{'yes' if r['reliable'] else 'no'} |"
         )
     for vid, msg in report.failed.items():
-        lines.append(f"| {vid} | | | | | | | | failed: {msg.replace('|', '/')} |")
+        lines.append(f"| {vid} | | | | | | | | failed: {msg.replace('|', '/')} | |")
     return "\n".join(lines) + "\n"
 
 

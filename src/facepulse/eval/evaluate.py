@@ -404,7 +404,8 @@ def _markdown(report: EvaluationReport) -> str:
         "",
         f"{len(report.videos)} videos evaluated, {len(report.failed)} failed; windows {report.window_s:g} s, "
         f"step {report.step_s:g} s, HR band {report.band_bpm[0]:g}-{report.band_bpm[1]:g} bpm; reference HR from "
-        + ("the reference PPG through the same HR estimator." if report.reference == "ppg" else "the dataset's HR readings."),
+        + ("the spectral peak of the band-passed reference PPG, over the whole video and per window."
+           if report.reference == "ppg" else "the dataset's HR readings."),
         "",
         f"| metric (value ± SE) | whole video (n={whole['n'] if whole else 0}) | windowed (n={windowed['n'] if windowed else 0}) |",
         "|---|---|---|",

@@ -86,6 +86,9 @@ def test_evaluation_reproduces_predict_on_ubfc(ubfc_cache):
     np.testing.assert_array_equal(fv.window_hr_pred_bpm, direct_auto.windows.hr_bpm)
     np.testing.assert_array_equal(fv.window_hr_ref_bpm, video.window_hr_ref_bpm)
     assert fv.reliable is direct_auto.quality["reliable"] and fused.n_reliable == int(fv.reliable)
+    # the reference summarised from its windows, as the fused default's HR is from its track
+    assert fv.hr_ref_windows_bpm == np.median(video.window_hr_ref_bpm)
+    assert fused.whole_video_vs_reference_windows["mae"] == pytest.approx(abs(fv.hr_pred_bpm - fv.hr_ref_windows_bpm))
 
 
 # -------------------------------------------------------------------- synthetic
@@ -128,6 +131,7 @@ def test_synthetic_end_to_end_through_the_cli(synth_eval):
         rows = list(csv.DictReader(fh))
     assert [r["video_id"] for r in rows] == ["v00000", "v00001", "v00002"]
     assert [r["reliable"] for r in rows] == ["True"] * 3
+    assert results["metrics"]["whole_video_vs_reference_windows"]["n"] == 3
     assert float(rows[1]["hr_pred_bpm"]) == pytest.approx(results["videos"][1]["hr_pred_bpm"])
     with (out / "windows.csv").open() as fh:
         assert len(list(csv.reader(fh))) == 1 + 15

@@ -135,7 +135,7 @@ def test_a_package_stand_in_hands_out_submodules_nothing_has_imported_yet():
     lines = _run(
         "import sys\n"
         "from facepulse._standins import package_stand_ins, standing_in\n"
-        "with standing_in(*package_stand_ins('xml', ('etree.ElementTree',))) :\n"
+        "with standing_in(*package_stand_ins('xml', ('etree.ElementTree',))):\n"
         "    import xml.etree.ElementTree as et\n"
         "    import xml\n"
         "print(type(et).__name__, 'xml' in sys.modules)\n"

@@ -1,9 +1,10 @@
 """Stand-in modules: import a package without the heavy modules it pulls in for features
 facepulse never uses (start-up time).
 
-While the package imports, each heavy module is a :class:`StandIn` in ``sys.modules``;
-right after, the stand-ins leave, so any later ``import`` of the real module (ours, the
-user's, or a stand-in's first use) loads it. Used for matplotlib under MediaPipe
+While the package imports (:func:`import_with_stand_ins`), each heavy module is a
+:class:`StandIn` in ``sys.modules``; right after, the stand-ins leave, so any later
+``import`` of the real module (ours, the user's, or a stand-in's first use) loads it.
+Used for matplotlib under MediaPipe
 (:func:`facepulse.face.detectors.import_mediapipe`), ``scipy.stats`` under
 ``scipy.signal`` (:mod:`facepulse.signal._scipy`) and scikit-learn and matplotlib under
 neurokit2 (:mod:`facepulse.signal._neurokit`).
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["StandIn", "package_stand_ins", "standing_in"]
+__all__ = ["StandIn", "import_with_stand_ins", "package_stand_ins", "standing_in"]
 
 
 class StandIn(types.ModuleType):
@@ -59,11 +61,14 @@ def _forwarder(module: str, name: str) -> Callable[..., Any]:
     return forward
 
 
-def package_stand_ins(package: str, submodules: tuple[str, ...] = ()) -> list[StandIn]:
-    """Stand-ins for ``package`` and its dotted ``submodules`` (relative names), each
-    an attribute of its parent, as ``import package.sub`` would leave them: code that
-    runs ``import package.sub`` while they stand in gets them without loading anything."""
-    made = {package: StandIn(package)}
+def package_stand_ins(
+    package: str, submodules: tuple[str, ...] = (), deferred: frozenset[str] = frozenset()
+) -> list[StandIn]:
+    """Stand-ins for ``package`` (with ``deferred`` names, see :class:`StandIn`) and its
+    dotted ``submodules`` (relative names), each an attribute of its parent, as
+    ``import package.sub`` would leave them: code that runs ``import package.sub`` while
+    they stand in gets them without loading anything."""
+    made = {package: StandIn(package, deferred)}
     for sub in submodules:
         parts = sub.split(".")
         for k in range(1, len(parts) + 1):
@@ -84,3 +89,38 @@ def standing_in(*stand_ins: StandIn) -> Iterator[None]:
         for s in stand_ins:
             if sys.modules.get(s.__name__) is s:
                 del sys.modules[s.__name__]
+
+
+_lock = threading.Lock()
+
+
+def import_with_stand_ins(
+    name: str,
+    heavy: Mapping[str, tuple[str, ...]],
+    deferred: Mapping[str, frozenset[str]] | None = None,
+) -> types.ModuleType:
+    """``import name`` while each package of ``heavy`` that is not imported yet stands in,
+    with the submodules ``name`` imports from it at load time (``heavy[package]``) and the
+    names it takes from it then and only calls later (``deferred[package]``).
+
+    Nothing stands in once ``name`` is imported. Should ``name`` import something of a
+    stand-in that is not listed (a new release), the half-imported module is dropped and
+    imported the plain way, so the worst case is the plain import's start-up time.
+    """
+    if name in sys.modules:
+        return importlib.import_module(name)  # waits if another thread is importing it
+    with _lock:
+        if name in sys.modules:
+            return importlib.import_module(name)
+        deferred = deferred or {}
+        stand_ins = [s for package, subs in heavy.items() if package not in sys.modules
+                     for s in package_stand_ins(package, subs, deferred.get(package, frozenset()))]
+        try:
+            with standing_in(*stand_ins):
+                return importlib.import_module(name)
+        except ImportError:
+            if not stand_ins:
+                raise
+            for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[module]
+            return importlib.import_module(name)

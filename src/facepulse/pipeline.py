@@ -744,6 +744,11 @@ def check_model_against_classic(
     (docs/benchmarks.md). The fused classic estimate's quality does fall with the pulse.
     ``quality["classic_hr_bpm"]`` records it.
     """
+    if trace.region_rgb is None:  # e.g. a cache made by an older facepulse
+        _add_warnings(result.quality, [
+            "the model's estimate cannot be checked: no region traces (preprocess again)"
+        ])
+        return result
     try:
         classic = predict_from_regions(
             trace.timestamps_s, trace.region_rgb, trace.fps, region_names=trace.region_names,

@@ -151,12 +151,5 @@ class ModelEstimator:
             video, video.clips(), self.runner, window_s=window_s, step_s=step_s, band_bpm=band_bpm,
             source=video.source_path,
         )
-        if video.region_rgb is None:  # a cache made by an older facepulse
-            result.quality["warnings"] = [
-                "the model's estimate cannot be checked: the cache holds no region traces (preprocess again)",
-                *result.quality.get("warnings", []),
-            ]
-            result.quality["reliable"] = False
-            return result
         # as predict --model: reliable only where the classic estimate on the same frames agrees
         return check_model_against_classic(result, video, window_s=window_s, step_s=step_s, band_bpm=band_bpm)

@@ -293,12 +293,7 @@ class EvaluationReport:
     def whole_video_vs_reference_windows(self) -> dict[str, float | int] | None:
         """:attr:`whole_video` against :attr:`VideoEvaluation.hr_ref_windows_bpm` (the
         reference summarised from its windows) instead of the reference's own whole-video HR."""
-        from facepulse.eval.metrics import summarize
-
-        ok = [v for v in self.videos if np.isfinite(v.hr_pred_bpm) and np.isfinite(v.hr_ref_windows_bpm)]
-        if not ok:
-            return None
-        return summarize(np.array([v.hr_pred_bpm for v in ok]), np.array([v.hr_ref_windows_bpm for v in ok]))
+        return _whole_video_metrics(self.videos, windows_reference=True)
 
     @property
     def n_reliable(self) -> int:
@@ -361,18 +356,21 @@ class EvaluationReport:
         return _markdown(self)
 
 
-def _whole_video_metrics(videos: list[VideoEvaluation]) -> dict[str, float | int] | None:
+def _whole_video_metrics(
+    videos: list[VideoEvaluation], *, windows_reference: bool = False
+) -> dict[str, float | int] | None:
+    """``windows_reference``: against the reference summarised from its windows (no SNR:
+    the videos' SNR is taken at the reference's own whole-video HR)."""
     from facepulse.eval.metrics import summarize
 
-    ok = [v for v in videos if np.isfinite(v.hr_pred_bpm) and np.isfinite(v.hr_ref_bpm)]
-    if not ok:
+    ref = np.array([v.hr_ref_windows_bpm if windows_reference else v.hr_ref_bpm for v in videos])
+    pred = np.array([v.hr_pred_bpm for v in videos])
+    ok = np.isfinite(pred) & np.isfinite(ref)
+    if not ok.any():
         return None
-    snr = np.array([v.snr_db for v in ok])
-    return summarize(
-        np.array([v.hr_pred_bpm for v in ok]),
-        np.array([v.hr_ref_bpm for v in ok]),
-        snr_db=snr if np.isfinite(snr).all() else None,
-    )
+    snr = np.array([v.snr_db for v in videos])[ok]
+    use_snr = not windows_reference and np.isfinite(snr).all()
+    return summarize(pred[ok], ref[ok], snr_db=snr if use_snr else None)
 
 
 def _windowed_metrics(videos: list[VideoEvaluation]) -> dict[str, float | int] | None:

@@ -273,15 +273,9 @@ def import_mediapipe():
     that plotting function's first attribute access) loads the real package. Nothing is
     stubbed when matplotlib is already imported, or when mediapipe is.
     """
-    if "mediapipe" in sys.modules or "matplotlib" in sys.modules:
-        import mediapipe
+    from facepulse._standins import import_with_stand_ins
 
-        return mediapipe
-    from facepulse._standins import package_stand_ins, standing_in
-
-    with standing_in(*package_stand_ins("matplotlib", ("pyplot",))):
-        import mediapipe
-    return mediapipe
+    return import_with_stand_ins("mediapipe", {"matplotlib": ("pyplot",)})
 
 
 def make_detector(name: str = "auto", **options) -> FaceDetector:

@@ -13,18 +13,15 @@ it is.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 import types
 
-from facepulse._standins import package_stand_ins, standing_in
+from facepulse._standins import import_with_stand_ins
 
 __all__ = ["neurokit2"]
 
 #: Packages neurokit2 imports when it loads but facepulse never needs, with the
 #: submodules its modules import at top level (neurokit2 0.3). A release that imports
-#: another one at load time gets a plain import (see :func:`neurokit2`).
+#: another one at load time gets a plain import (see :func:`import_with_stand_ins`).
 _HEAVY: dict[str, tuple[str, ...]] = {
     "sklearn": (
         "cluster", "datasets", "decomposition", "linear_model", "metrics", "metrics.pairwise",
@@ -33,24 +30,7 @@ _HEAVY: dict[str, tuple[str, ...]] = {
     "matplotlib": ("animation", "cm", "collections", "gridspec", "patches", "pyplot", "ticker"),
 }
 
-_lock = threading.Lock()
-
 
 def neurokit2() -> types.ModuleType:
     """The ``neurokit2`` module, imported without scikit-learn and matplotlib the first time."""
-    if "neurokit2" in sys.modules:
-        return importlib.import_module("neurokit2")  # waits if another thread is importing it
-    with _lock:
-        if "neurokit2" in sys.modules:
-            return importlib.import_module("neurokit2")
-        stand_ins = [s for package, subs in _HEAVY.items() if package not in sys.modules
-                     for s in package_stand_ins(package, subs)]
-        try:
-            with standing_in(*stand_ins):
-                return importlib.import_module("neurokit2")
-        except ImportError:
-            # a neurokit2 that imports a submodule not listed above at load time: forget
-            # the half-imported package and import it the plain way
-            for name in [m for m in sys.modules if m == "neurokit2" or m.startswith("neurokit2.")]:
-                del sys.modules[name]
-            return importlib.import_module("neurokit2")
+    return import_with_stand_ins("neurokit2", _HEAVY)

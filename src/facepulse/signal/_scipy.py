@@ -13,27 +13,16 @@ package. Nothing is stood in for when either module is already imported.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 import types
 
-from facepulse._standins import StandIn, standing_in
+from facepulse._standins import import_with_stand_ins
 
 __all__ = ["scipy_signal"]
 
 #: What ``scipy.signal`` takes from ``scipy.stats`` at import time and only calls later.
 _DEFERRED = frozenset({"scoreatpercentile"})
 
-_lock = threading.Lock()
-
 
 def scipy_signal() -> types.ModuleType:
     """The ``scipy.signal`` module, imported without ``scipy.stats`` the first time."""
-    if "scipy.signal" in sys.modules:
-        return importlib.import_module("scipy.signal")  # waits if another thread is importing it
-    with _lock:
-        if "scipy.signal" in sys.modules or "scipy.stats" in sys.modules:
-            return importlib.import_module("scipy.signal")
-        with standing_in(StandIn("scipy.stats", _DEFERRED)):
-            return importlib.import_module("scipy.signal")
+    return import_with_stand_ins("scipy.signal", {"scipy.stats": ()}, {"scipy.stats": _DEFERRED})
